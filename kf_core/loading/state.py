@@ -1,0 +1,124 @@
+"""Reading weight files and loading them strictly.
+
+`read_state_dict(path)` accepts `.safetensors` (preferred) and pickle checkpoints (`.pth`,
+`.pt`, `.ckpt`, `.bin`) through `torch.load(weights_only=True)` only. `load_strict` copies a
+state dict into a module and raises `CheckpointError` listing every missing, unexpected and
+mis-shaped key instead of printing and carrying on.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["CheckpointError", "read_state_dict", "save_state_dict", "load_strict", "WEIGHT_SUFFIXES"]
+
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
+_MAX_LISTED = 12
+
+
+class CheckpointError(ValueError):
+    """A weight file that cannot be used for the model it was given to."""
+
+
+def _listing(keys, limit: int = _MAX_LISTED) -> str:
+    keys = list(keys)
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def read_state_dict(path: str | Path, *, unwrap: tuple[str, ...] = ("state_dict", "generator", "model"),
+                    device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Read a weight file into a flat {name: tensor} dict on `device` (default CPU).
+
+    Pickle files are opened with `weights_only=True`; a wrapper dict such as
+    `{"generator": {...}}` is unwrapped through the keys in `unwrap`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weight file not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path.name} is empty (0 bytes); download or export it again")
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            sd = load_file(str(path), device=str(device))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"{path.name} is not a readable safetensors file ({e}); "
+                                  "it may be truncated — download it again") from e
+    elif suffix in WEIGHT_SUFFIXES:
+        try:
+            sd = torch.load(str(path), map_location=device, weights_only=True)
+        except Exception as e:  # torch raises many types for bad pickles
+            raise CheckpointError(
+                f"{path.name} could not be read as a weights-only PyTorch checkpoint ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}). Only plain tensor checkpoints are "
+                "accepted; convert it to .safetensors") from e
+    else:
+        raise CheckpointError(f"{path.name}: unsupported weight file type {suffix!r}; "
+                              f"expected one of {', '.join(WEIGHT_SUFFIXES)}")
+    for key in unwrap:
+        if isinstance(sd, Mapping) and key in sd and isinstance(sd[key], Mapping):
+            sd = sd[key]
+    if not isinstance(sd, Mapping):
+        raise CheckpointError(f"{path.name} does not hold a state dict (found {type(sd).__name__})")
+    out = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    if not out:
+        raise CheckpointError(f"{path.name} holds no tensors")
+    return out
+
+
+def save_state_dict(sd: Mapping[str, torch.Tensor], path: str | Path,
+                    metadata: Mapping[str, str] | None = None) -> Path:
+    """Write tensors as safetensors atomically (temp file + rename)."""
+    from safetensors.torch import save_file
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tensors = {k: v.detach().contiguous().cpu() for k, v in sd.items()}
+    try:
+        save_file(tensors, str(tmp), metadata=dict(metadata or {}))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], *, what: str = "checkpoint",
+                assign: bool | None = None) -> nn.Module:
+    """Load `sd` into `module`, raising CheckpointError naming every bad key.
+
+    Modules built on the `meta` device are materialised with `assign=True` (the checkpoint's
+    tensors become the parameters, cast to the module's dtype where it is floating point).
+    """
+    own = module.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    misshaped = [f"{k} {tuple(sd[k].shape)} vs expected {tuple(v.shape)}"
+                 for k, v in own.items() if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
+    if missing or unexpected or misshaped:
+        parts = []
+        if misshaped:
+            parts.append(f"{len(misshaped)} mis-shaped: {_listing(misshaped)}")
+        if missing:
+            parts.append(f"{len(missing)} missing: {_listing(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected: {_listing(unexpected)}")
+        raise CheckpointError(f"{what} does not fit {type(module).__name__}: " + "; ".join(parts))
+    if assign is None:
+        assign = any(t.is_meta for t in own.values())
+    if assign:
+        cast = {}
+        for k, v in own.items():
+            t = sd[k]
+            if v.is_floating_point() and t.is_floating_point():
+                t = t.to(v.dtype)
+            cast[k] = t
+        module.load_state_dict(cast, strict=True, assign=True)
+    else:
+        module.load_state_dict(dict(sd), strict=True)
+    return module
