@@ -1,0 +1,137 @@
+"""Batching for the flow trainer: padded variable-duration batches with masks, resumable order.
+
+Shape legend: B batch, La audio tokens, C latent channels, Lv visual tokens, Ls sync tokens,
+Lt text tokens, Dv/Ds/Dt feature widths.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ..config import SeqConfig
+from .features import FeatureRecord
+
+__all__ = ["FlowBatch", "collate", "BatchOrder"]
+
+
+@dataclass
+class FlowBatch:
+    """Features of B clips padded to the longest; masks say what is real."""
+
+    seq: SeqConfig                   # lengths of the longest clip; every tensor is padded to it
+    latent_mean: torch.Tensor        # B La C
+    latent_std: torch.Tensor         # B La C
+    audio_mask: torch.Tensor         # B La  bool, True = real audio token
+    seconds_start: torch.Tensor      # B
+    seconds_total: torch.Tensor      # B
+    has_video: torch.Tensor          # B bool
+    has_text: torch.Tensor           # B bool
+    visual: torch.Tensor | None = None   # B Lv Dv (zeros where has_video is False)
+    sync: torch.Tensor | None = None     # B Ls Ds
+    text: torch.Tensor | None = None     # B Lt Dt
+    text_mask: torch.Tensor | None = None  # B Lt bool
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return self.latent_mean.shape[0]
+
+    def to(self, device: torch.device | str) -> "FlowBatch":
+        moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in vars(self).items()}
+        return FlowBatch(**moved)
+
+
+def _pad(t: torch.Tensor, length: int) -> torch.Tensor:
+    """[L, ...] -> [length, ...] zero-padded (or trimmed when the extractor rounded up)."""
+    if t.shape[0] >= length:
+        return t[:length]
+    return torch.cat([t, t.new_zeros(length - t.shape[0], *t.shape[1:])])
+
+
+def collate(records: Sequence[FeatureRecord], codec: Mapping[str, int]) -> FlowBatch:
+    """FeatureRecords of any durations -> one FlowBatch padded to the longest clip."""
+    if not records:
+        raise ValueError("collate needs at least one record")
+    dur = max(r.duration for r in records)
+    seq = SeqConfig(duration=dur, sample_rate=codec["sample_rate"], hop=codec["hop"],
+                    latent_downsample=codec["latent_downsample"])
+    la = max(seq.latent_len, max(r.latent_mean.shape[0] for r in records))
+    mean = torch.stack([_pad(r.latent_mean.float(), la) for r in records])  # B La C
+    std = torch.stack([_pad(r.latent_std.float(), la) for r in records])    # B La C
+    lens = torch.tensor([min(r.latent_mean.shape[0], la) for r in records])
+    audio_mask = torch.arange(la)[None, :] < lens[:, None]                   # B La
+    has_video = torch.tensor([r.visual is not None for r in records])
+    has_text = torch.tensor([r.text is not None for r in records])
+    batch = FlowBatch(seq=seq, latent_mean=mean, latent_std=std, audio_mask=audio_mask,
+                      seconds_start=torch.tensor([float(r.seconds_start) for r in records]),
+                      seconds_total=torch.tensor([float(r.seconds_total) for r in records]),
+                      has_video=has_video, has_text=has_text, sources=[r.source for r in records])
+    if has_video.any():
+        ref = next(r for r in records if r.visual is not None)
+        lv, ls = seq.visual_len, seq.sync_len
+        batch.visual = torch.stack([_pad(r.visual.float(), lv) if r.visual is not None
+                                    else ref.visual.new_zeros(lv, ref.visual.shape[1]).float()
+                                    for r in records])                       # B Lv Dv
+        batch.sync = torch.stack([_pad(r.sync.float(), ls) if r.sync is not None
+                                  else ref.sync.new_zeros(ls, ref.sync.shape[1]).float()
+                                  for r in records])                         # B Ls Ds
+    if has_text.any():
+        ref = next(r for r in records if r.text is not None)
+        lt = max(r.text.shape[0] for r in records if r.text is not None)
+        batch.text = torch.stack([_pad(r.text.float(), lt) if r.text is not None
+                                  else ref.text.new_zeros(lt, ref.text.shape[1]).float()
+                                  for r in records])                         # B Lt Dt
+        batch.text_mask = torch.stack([_pad(r.text_mask.bool(), lt) if r.text is not None
+                                       else torch.zeros(lt, dtype=torch.bool) for r in records])
+        # a padded-out (absent) caption still needs one visible key for attention
+        batch.text_mask[~has_text, 0] = True
+    return batch
+
+
+class BatchOrder:
+    """Deterministic, resumable, rank-sharded order of sample indices.
+
+    Epoch e shuffles all n indices with seed + e; each global batch of batch_size·world indices is
+    split so rank r takes its own batch_size slice. The position (epoch, batch) is the data state
+    a checkpoint stores; incomplete tail batches are dropped so every rank steps together.
+    """
+
+    def __init__(self, n: int, batch_size: int, *, seed: int = 0, rank: int = 0, world: int = 1,
+                 shuffle: bool = True) -> None:
+        if batch_size <= 0 or world <= 0 or not 0 <= rank < world:
+            raise ValueError(f"BatchOrder: bad batch_size={batch_size}, rank={rank}, world={world}")
+        if n < batch_size * world:
+            raise ValueError(f"the dataset has {n} samples but one global batch needs "
+                             f"{batch_size} x {world} ranks = {batch_size * world}; "
+                             "lower --batch-size or add data")
+        self.n, self.batch_size, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
+        self.shuffle = shuffle
+        self.per_epoch = n // (batch_size * world)
+        self.epoch = 0
+        self.batch = 0
+
+    def _perm(self, epoch: int) -> torch.Tensor:
+        if not self.shuffle:
+            return torch.arange(self.n)
+        g = torch.Generator().manual_seed(self.seed + epoch)
+        return torch.randperm(self.n, generator=g)
+
+    def next_indices(self) -> list[int]:
+        """The indices of this rank's next batch; advances the position."""
+        if self.batch >= self.per_epoch:
+            self.epoch, self.batch = self.epoch + 1, 0
+        start = self.batch * self.batch_size * self.world + self.rank * self.batch_size
+        idx = self._perm(self.epoch)[start:start + self.batch_size].tolist()
+        self.batch += 1
+        return idx
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "batch": self.batch, "n": self.n, "seed": self.seed}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        if state["n"] != self.n:
+            raise ValueError(f"the checkpoint was trained on {state['n']} samples, this dataset has {self.n}; "
+                             "resume with the same data")
+        self.epoch, self.batch, self.seed = int(state["epoch"]), int(state["batch"]), int(state["seed"])
