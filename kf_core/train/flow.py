@@ -211,6 +211,11 @@ class FlowTrainer:
                 "scheduler": self.scheduler.state_dict(), "data": self.order.state_dict(),
                 "rng": rng_state(self.generator), "trainer_step": self.step}
 
+    def export_state(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Inference weights: {"_ema": averaged, "": raw} state dicts of the bare model."""
+        raw = model_state(self.model, self.ctx)
+        return {"_ema": self.ema.weights_for(self.model), "": raw}
+
     def load_state_dict(self, state: dict) -> None:
         from .checkpoint import set_rng_state
         load_model_state(self.model, state["model"], self.ctx)
