@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from kf_core.train.gan import MultiScaleSpecDiscriminator, hinge_d_loss, hinge_g_loss, r1_penalty
+from kf_core.train.gan import DiscConfig, MultiScaleSpecDiscriminator, hinge_d_loss, hinge_g_loss, r1_penalty
 from kf_core.train.schedules import VAEStages
 from kf_core.train.vae import VAETrainConfig, VAETrainer, kl_with_margin
 
@@ -59,7 +59,7 @@ def test_hinge_and_r1():
 def test_stages_switch_losses_and_freeze_the_encoder():
     clips = [torch.randn(HOP * 40) for _ in range(8)]
     cfg = VAETrainConfig(stages=VAEStages(stage1_end=2, stage2_end=4, stage3_end=6, kl_upper=0.5, gan_upper=0.1),
-                         batch_size=4, segment_frames=16, lr=1e-3)
+                         batch_size=4, segment_frames=16, lr=1e-3, disc=DiscConfig(channels=8, layers=2))
     tr = VAETrainer(StandInVAE(), cfg, clips, mel_fn, hop=HOP)
     rows = []
     for _ in range(6):
