@@ -72,8 +72,8 @@ def wrap(module: nn.Module, ctx: DistContext) -> nn.Module:
         fully_shard(module)
         return module
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    # a batch may use no learned empty (nothing dropped), so some parameters get no gradient
-    return nn.parallel.DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
+    # FlowObjective ties every parameter into the loss, so no unused-parameter search is needed
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
 
 def all_reduce_mean(x: torch.Tensor, ctx: DistContext) -> torch.Tensor:
