@@ -38,9 +38,9 @@ def main(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = build_model(args.preset, device=args.device)
-    mc = model.cfg
+    mc = getattr(model, "cfg", None) or model.config
     codec = {"sample_rate": 44100, "hop": 512, "latent_downsample": 2}
-    recs = random_records(args.batch_size, args.duration, latent_channels=mc.latent_channels,
+    recs = random_records(args.batch_size, args.duration, latent_channels=mc.latent_dim,
                           visual_dim=mc.visual_dim, sync_dim=mc.sync_dim, text_dim=mc.text_dim, codec=codec)
     trainer = FlowTrainer(model, FlowTrainConfig(batch_size=args.batch_size), recs, codec=codec,
                           ctx=DistContext(device=torch.device(args.device)))
