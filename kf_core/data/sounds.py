@@ -31,6 +31,15 @@ def _attack(n: int, sample_rate: int, attack_s: float = 0.002) -> np.ndarray:
     return ramp
 
 
+def _release(n: int, fraction: float = 0.3) -> np.ndarray:
+    """A raised-cosine fade over the last `fraction` of n samples: cutting a ringing sound
+    abruptly would be a broadband click, i.e. a false onset."""
+    env = np.ones(n, np.float32)
+    k = max(1, int(fraction * n))
+    env[n - k:] = 0.5 * (1 + np.cos(np.linspace(0.0, np.pi, k, dtype=np.float32)))
+    return env
+
+
 def modal(freqs, amps, decays, length_s: float, sample_rate: int, phases=None) -> np.ndarray:
     """Sum of exponentially damped sinusoids (freqs Hz, amps, decays s) -> [round(length_s·sr)]."""
     n = max(1, int(round(length_s * sample_rate)))
@@ -39,7 +48,7 @@ def modal(freqs, amps, decays, length_s: float, sample_rate: int, phases=None) -
     phases = np.zeros_like(freqs) if phases is None else np.asarray(phases, np.float64)[:, None]
     keep = freqs[:, 0] < sample_rate / 2 * 0.95  # drop partials above Nyquist
     modes = amps[keep] * np.exp(-t / decays[keep]) * np.sin(2 * np.pi * freqs[keep] * t + phases[keep])
-    return (modes.sum(axis=0) * _attack(n, sample_rate, 0.0005)).astype(np.float32)
+    return (modes.sum(axis=0) * _attack(n, sample_rate, 0.0005) * _release(n)).astype(np.float32)
 
 
 def click(rng: np.random.Generator, sample_rate: int, decay_s: float = 0.004, bright: float = 0.5) -> np.ndarray:
@@ -117,16 +126,18 @@ def chirp(rng: np.random.Generator, f_start: float, f_end: float, length_s: floa
     vib = 1 + 0.04 * np.sin(2 * np.pi * rng.uniform(20, 40) * u * length_s)
     freq = (f_start + (f_end - f_start) * u ** rng.uniform(0.5, 2.0)) * vib
     phase = 2 * np.pi * np.cumsum(freq) / sample_rate
-    env = np.sin(np.pi * np.minimum(1.0, u / 0.9)) ** 0.5 * np.minimum(1.0, u * n / (0.003 * sample_rate))
+    # Fast attack (a sharp onset), smooth raised-cosine tail (a soft offset).
+    env = np.minimum(1.0, u * n / (0.003 * sample_rate)) * _release(n, 0.5)
     out = env * (np.sin(phase) + 0.25 * np.sin(2 * phase))
     return (out / max(1e-6, np.abs(out).max())).astype(np.float32)
 
 
 def beep(freq: float, length_s: float, sample_rate: int) -> np.ndarray:
-    """An electronic beep: a sine with 3 ms attack and release, lasting exactly length_s."""
+    """An electronic beep: a sine with a 3 ms attack and a 30 ms soft release, lasting length_s."""
     n = max(16, int(round(length_s * sample_rate)))
     t = np.arange(n) / sample_rate
-    env = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.003)
+    release = np.clip((t[-1] - t) / 0.03, 0.0, 1.0)
+    env = np.minimum(1.0, t / 0.003) * (0.5 - 0.5 * np.cos(np.pi * release))
     return (env * (0.85 * np.sin(2 * np.pi * freq * t) + 0.15 * np.sin(6 * np.pi * freq * t))).astype(np.float32)
 
 
