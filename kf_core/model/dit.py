@@ -1,0 +1,263 @@
+"""KlingFoleyDiT: the multimodal flow transformer (paper §3.2–4.4, Alg. 1).
+
+Shapes: B batch, La audio tokens, Lv visual tokens, Ls sync tokens, Lt text tokens, D width,
+C latent channels, Dv/Ds/Dt encoder widths.
+
+Per generation `prepare(...)` does every step-invariant thing once (input projections of the
+conditions, learned empties for missing modalities, sync upsampling to the audio rate = align
+feature a_f, pooled global feature g_f incl. duration embeddings, RoPE tables). Per step
+`velocity(x, t, prepared)` runs the audio input projection, N1 joint blocks, N2 audio-only blocks
+and the final layer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import SeqConfig
+from .blocks import FinalLayer, JointBlock, StreamBlock
+from .config import ModelConfig
+from .embeddings import DurationEmbedder, InputProjection, SwiGLU, TimestepEmbedder
+from .rope import aligned_rotations
+
+__all__ = ["KlingFoleyDiT", "Prepared"]
+
+
+@dataclass
+class Prepared:
+    """Step-invariant conditioning for one generation (batch B)."""
+
+    visual: torch.Tensor                 # B Lv D  projected visual tokens
+    text: torch.Tensor                   # B Lt D  projected text tokens
+    text_mask: torch.Tensor | None       # B Lt bool (True = real token); None = attend to all
+    align: torch.Tensor                  # B La D  a_f: sync upsampled to the audio rate
+    global_cond: torch.Tensor            # B D     g_f after the global MLP (t embedding added per step)
+    rot_audio: torch.Tensor              # La P 2 2
+    rot_visual: torch.Tensor             # Lv P 2 2
+
+    @property
+    def batch_size(self) -> int:
+        return self.align.shape[0]
+
+    @property
+    def audio_len(self) -> int:
+        return self.align.shape[1]
+
+    @classmethod
+    def cat(cls, items: list["Prepared"]) -> "Prepared":
+        """Concatenate along the batch (e.g. [cond, uncond] for one CFG forward).
+
+        Text of different lengths is right-padded with masked positions, which needs the text
+        mask (Kling-Foley configs); MMAudio-style configs always have equal text lengths.
+        """
+        if not items:
+            raise ValueError("Prepared.cat needs at least one item")
+        first = items[0]
+        for p in items[1:]:
+            if p.audio_len != first.audio_len or p.visual.shape[1] != first.visual.shape[1]:
+                raise ValueError(f"Prepared.cat: sequence lengths differ (audio {p.audio_len} vs "
+                                 f"{first.audio_len}, visual {p.visual.shape[1]} vs {first.visual.shape[1]}); "
+                                 "prepare every branch with the same SeqConfig")
+        lt = max(p.text.shape[1] for p in items)
+        uses_mask = any(p.text_mask is not None for p in items)
+        if not uses_mask and any(p.text.shape[1] != lt for p in items):
+            raise ValueError("Prepared.cat: text lengths differ but these items carry no text mask; "
+                             "pad the text features to one length before prepare()")
+        texts, masks = [], []
+        for p in items:
+            pad = lt - p.text.shape[1]
+            texts.append(F.pad(p.text, (0, 0, 0, pad)))
+            if uses_mask:
+                m = p.text_mask if p.text_mask is not None else torch.ones(
+                    p.text.shape[:2], dtype=torch.bool, device=p.text.device)
+                masks.append(F.pad(m, (0, pad), value=False))
+        return cls(visual=torch.cat([p.visual for p in items]), text=torch.cat(texts),
+                   text_mask=torch.cat(masks) if uses_mask else None,
+                   align=torch.cat([p.align for p in items]),
+                   global_cond=torch.cat([p.global_cond for p in items]),
+                   rot_audio=first.rot_audio, rot_visual=first.rot_visual)
+
+    def to(self, *args, **kwargs) -> "Prepared":
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        for k, v in moved.items():
+            if isinstance(v, torch.Tensor) and k not in ("text_mask", "rot_audio", "rot_visual"):
+                moved[k] = v.to(*args, **kwargs)
+        return Prepared(**moved)
+
+
+def _as_batch(value, batch: int, device) -> torch.Tensor:
+    t = torch.as_tensor(value, dtype=torch.float32, device=device)
+    return t.expand(batch) if t.ndim == 0 else t.reshape(batch)
+
+
+class KlingFoleyDiT(nn.Module):
+    """(latent x [B, La, C], flow time t [B], conditions) -> velocity [B, La, C]."""
+
+    def __init__(self, cfg: ModelConfig, device=None, dtype=None):
+        super().__init__()
+        self.cfg = cfg
+        f = dict(device=device, dtype=dtype)
+        d, h = cfg.hidden_dim, cfg.mlp_hidden
+        lin_act = cfg.input_activation if cfg.linear_proj_activation else None
+        self.audio_in = InputProjection(cfg.latent_dim, d, h, in_kernel=cfg.audio_in_kernel,
+                                        mlp_kernel=cfg.audio_in_kernel, activation=cfg.input_activation, **f)
+        self.visual_in = InputProjection(cfg.visual_dim, d, h, in_kernel=1, mlp_kernel=cfg.visual_kernel,
+                                         activation=lin_act, **f)
+        self.sync_in = InputProjection(cfg.sync_dim, d, h, in_kernel=cfg.sync_in_kernel,
+                                       mlp_kernel=cfg.visual_kernel, activation=cfg.input_activation, **f)
+        self.text_in = InputProjection(cfg.text_dim, d, h, in_kernel=1, mlp_kernel=cfg.text_kernel,
+                                       activation=lin_act, **f)
+        # per-token-within-segment position of a Synchformer token (segments overlap by half)
+        self.sync_pos_emb = nn.Parameter(torch.zeros(1, 1, cfg.sync_tokens_per_segment, cfg.sync_dim, **f))
+        # learned empties e_v (visual, sync) and e_t (text), in the encoders' feature space
+        self.empty_visual = nn.Parameter(torch.zeros(1, cfg.visual_dim, **f))
+        self.empty_sync = nn.Parameter(torch.zeros(1, cfg.sync_dim, **f))
+        self.empty_text = nn.Parameter(torch.zeros(cfg.empty_text_len, cfg.text_dim, **f))
+        self.visual_pool_proj = nn.Linear(d, d, **f)
+        self.text_pool_proj = nn.Linear(d, d, **f)
+        if cfg.duration_embedding:
+            self.seconds_start = DurationEmbedder(d, cfg.max_seconds, **f)
+            self.seconds_total = DurationEmbedder(d, cfg.max_seconds, **f)
+        self.global_mlp = SwiGLU(d, h, 1, **f)                          # the shallow fusion MLP
+        self.t_embed = TimestepEmbedder(d, cfg.t_freq_dim, cfg.t_max_period, **f)
+        self.joint_blocks = nn.ModuleList([
+            JointBlock(d, cfg.num_heads, h, audio_kernel=cfg.audio_kernel, visual_kernel=cfg.visual_kernel,
+                       text_kernel=cfg.text_kernel,
+                       pre_only=cfg.pre_only_last_joint and i == cfg.num_joint - 1, **f)
+            for i in range(cfg.num_joint)])
+        self.single_blocks = nn.ModuleList([
+            StreamBlock(d, cfg.num_heads, h, cfg.audio_kernel, **f) for _ in range(cfg.num_single)])
+        self.final = FinalLayer(d, cfg.latent_dim, cfg.final_kernel, **f)
+        if device is None or torch.device(device).type != "meta":
+            self.init_weights()
+
+    # ---------------------------------------------------------------- init
+    def init_weights(self) -> None:
+        """Xavier linears/convs with zero bias; adaLN-Zero (all modulations and the output conv
+        start at zero, so a fresh model predicts zero velocity); small random empties."""
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv1d)):
+                nn.init.xavier_uniform_(m.weight.view(m.weight.shape[0], -1))
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if hasattr(m, "mod"):
+                nn.init.zeros_(m.mod.linear.weight)
+                nn.init.zeros_(m.mod.linear.bias)
+        nn.init.zeros_(self.final.conv.weight)
+        nn.init.zeros_(self.final.conv.bias)
+        for p in (self.empty_visual, self.empty_sync, self.empty_text, self.sync_pos_emb):
+            nn.init.normal_(p, std=0.02)
+        if self.cfg.duration_embedding:
+            nn.init.normal_(self.seconds_start.table.weight, std=0.02)
+            nn.init.normal_(self.seconds_total.table.weight, std=0.02)
+
+    # ---------------------------------------------------------------- per generation
+    def _param(self) -> torch.Tensor:
+        return self.audio_in.proj.weight
+
+    def prepare(self, *, seq: SeqConfig, visual: torch.Tensor | None = None, sync: torch.Tensor | None = None,
+                text: torch.Tensor | None = None, text_mask: torch.Tensor | None = None,
+                seconds_start=0.0, seconds_total=None, batch_size: int | None = None) -> Prepared:
+        """Conditions -> Prepared. Missing visual/sync/text use the learned empties.
+
+        visual [B, Lv, Dv], sync [B, Ls, Ds], text [B, Lt, Dt] with text_mask [B, Lt] (True = real
+        token); seconds_* are floats or [B] tensors (seconds_total defaults to seq.duration).
+        """
+        cfg, w = self.cfg, self._param()
+        dev, dt = w.device, w.dtype
+        la, lv, ls = seq.latent_len, seq.visual_len, seq.sync_len
+        given = [x.shape[0] for x in (visual, sync, text) if x is not None]
+        b = batch_size if batch_size is not None else (given[0] if given else 1)
+        if any(g != b for g in given):
+            raise ValueError(f"prepare: batch sizes differ: visual/sync/text have {given}, batch_size={b}")
+        self._check(visual, lv, cfg.visual_dim, "visual", "visual_len")
+        self._check(sync, ls, cfg.sync_dim, "sync", "sync_len")
+        if ls % cfg.sync_tokens_per_segment:
+            raise ValueError(f"prepare: sync length {ls} is not a multiple of {cfg.sync_tokens_per_segment} "
+                             "tokens per segment")
+        visual = self.empty_visual.expand(b, lv, -1) if visual is None else visual
+        sync = self.empty_sync.expand(b, ls, -1) if sync is None else sync
+        if text is None:
+            text, text_mask = self.empty_text.expand(b, -1, -1), None
+        elif text.ndim != 3 or text.shape[-1] != cfg.text_dim or text.shape[1] > cfg.text_len:
+            raise ValueError(f"prepare: text must be [B, Lt<={cfg.text_len}, {cfg.text_dim}], got {tuple(text.shape)}")
+        if text_mask is not None:
+            text_mask = text_mask.to(device=dev, dtype=torch.bool)
+            if text_mask.shape != text.shape[:2]:
+                raise ValueError(f"prepare: text_mask {tuple(text_mask.shape)} does not match text {tuple(text.shape[:2])}")
+            if not cfg.text_attention_mask:
+                raise ValueError(f"prepare: config {cfg.name!r} has no text padding mask (MMAudio-style: "
+                                 "text is always the full padded sequence); pass text_mask=None")
+            if bool(text_mask.all()):
+                text_mask = None  # nothing to mask: take the unmasked attention path
+
+        visual, sync, text = (x.to(device=dev, dtype=dt) for x in (visual, sync, text))
+        sync = (sync.unflatten(1, (-1, cfg.sync_tokens_per_segment)) + self.sync_pos_emb).flatten(1, 2)  # B Ls Ds
+        v = self.visual_in(visual)                                       # B Lv D
+        s = self.sync_in(sync)                                           # B Ls D
+        tx = self.text_in(text)                                          # B Lt D
+        mode = cfg.sync_upsample
+        align = F.interpolate(s.transpose(1, 2), size=la, mode=mode,
+                              **({"align_corners": False} if mode == "linear" else {})).transpose(1, 2)  # B La D
+        if text_mask is None:
+            text_pooled = tx.mean(dim=1)                                 # B D
+        else:
+            m = text_mask[..., None].to(tx.dtype)                        # B Lt 1
+            text_pooled = (tx * m).sum(1) / m.sum(1).clamp_min(1)        # B D
+        g = self.visual_pool_proj(v.mean(dim=1)) + self.text_pool_proj(text_pooled)  # B D
+        if cfg.duration_embedding:
+            total = seq.duration if seconds_total is None else seconds_total
+            g = g + self.seconds_start(_as_batch(seconds_start, b, dev)) \
+                  + self.seconds_total(_as_batch(total, b, dev))         # B D
+        g = self.global_mlp(g)                                           # B D
+        rot_a, rot_v = aligned_rotations(la, lv, cfg.head_dim, theta=cfg.rope_theta, device=dev)
+        return Prepared(visual=v, text=tx, text_mask=text_mask, align=align, global_cond=g,
+                        rot_audio=rot_a, rot_visual=rot_v)
+
+    @staticmethod
+    def _check(x, length: int, dim: int, name: str, prop: str) -> None:
+        if x is not None and (x.ndim != 3 or x.shape[1] != length or x.shape[2] != dim):
+            raise ValueError(f"prepare: {name} must be [B, {length}, {dim}] (SeqConfig.{prop} for this duration), "
+                             f"got {tuple(x.shape)}")
+
+    # ---------------------------------------------------------------- per step
+    def velocity(self, x: torch.Tensor, t, prepared: Prepared,
+                 audio_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, La, C] (normalised latent), t [B] or scalar in [0, 1] -> velocity [B, La, C].
+
+        audio_mask [B, La] bool (True = real token) hides padded audio tokens from attention
+        (variable-duration training batches).
+        """
+        b, la = x.shape[0], x.shape[1]
+        if la != prepared.audio_len or b != prepared.batch_size or x.shape[2] != self.cfg.latent_dim:
+            raise ValueError(f"velocity: x is {tuple(x.shape)} but prepared conditions expect "
+                             f"[{prepared.batch_size}, {prepared.audio_len}, {self.cfg.latent_dim}]")
+        t = _as_batch(t, b, x.device) if not torch.is_tensor(t) or t.ndim == 0 else t
+        dt = self._param().dtype
+        a = self.audio_in(x.to(dt))                                      # B La D
+        c_global = (self.t_embed(t) + prepared.global_cond)[:, None]     # B 1 D
+        c_audio = c_global + prepared.align                              # B La D
+        lv = prepared.visual.shape[1]
+        joint_mask = None
+        if prepared.text_mask is not None or audio_mask is not None:
+            am = audio_mask if audio_mask is not None else torch.ones(b, la, dtype=torch.bool, device=x.device)
+            tm = prepared.text_mask if prepared.text_mask is not None else torch.ones(
+                prepared.text.shape[:2], dtype=torch.bool, device=x.device)
+            joint_mask = torch.cat([am.bool(), torch.ones(b, lv, dtype=torch.bool, device=x.device), tm], 1)  # B S
+        v, tx = prepared.visual, prepared.text
+        for block in self.joint_blocks:
+            a, v, tx = block(a, v, tx, c_audio, c_global, prepared.rot_audio, prepared.rot_visual, joint_mask)
+        single_mask = audio_mask.bool() if audio_mask is not None else None
+        for block in self.single_blocks:
+            a = block(a, c_audio, prepared.rot_audio, single_mask)       # B La D
+        c_final = c_audio if self.cfg.final_cond == "extended" else c_global
+        return self.final(a, c_final)                                    # B La C
+
+    def forward(self, x: torch.Tensor, t, **conditions) -> torch.Tensor:
+        """One full pass: prepare(**conditions) then velocity (training convenience)."""
+        audio_mask = conditions.pop("audio_mask", None)
+        return self.velocity(x, t, self.prepare(**conditions), audio_mask=audio_mask)
