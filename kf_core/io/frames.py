@@ -1,0 +1,258 @@
+"""Frames by time: sample a video file or an IMAGE batch at target rates (8 fps visual, 25 fps sync).
+
+The rule (the same for files and for frame tensors): output frame k of a stream at rate `fps`
+is **the frame shown at time t_k = start + k/fps**, i.e. the last frame whose presentation time is
+≤ t_k + 0.1 ms (sample-and-hold: a 16 fps source gives each frame to 25 fps targets once or twice;
+the 0.1 ms tolerance absorbs float rounding where a frame and a target coincide). Times are
+seconds from the first frame. A target before the first frame takes the first frame.
+
+How many frames: `count` if given, else int(duration · fps) — `SeqConfig.visual_len` for the visual
+stream; for the sync stream pass `count=SeqConfig.sync_frames` (see `streams_for`). `duration`
+defaults to the rest of the video after `start`. Targets past the end of what actually decodes
+(a truncated file, or a count larger than the video) are not invented: the returned tensor is
+shorter and a warning is logged; callers compare its length with what they asked for.
+
+Decoding streams: each decoded frame is converted to RGB and resized only when a target needs it,
+then dropped, so memory is bounded by the outputs (T·3·S·S bytes), not by the video.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..config import SeqConfig
+from .errors import MediaError, check_dimensions
+from .resize import MODES, resize_frames, rotate
+from .video import decode_frames, open_video, probe
+
+__all__ = ["StreamSpec", "streams_for", "sample_streams", "sample_frames", "frames_from_images",
+           "TIME_EPSILON"]
+
+log = logging.getLogger(__name__)
+
+TIME_EPSILON = 1e-4  # seconds; far below any frame interval (0.1 ms = 10 000 fps)
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One target stream: `fps`, output `size` (square), resize `mode`, optional frame `count`,
+    and `min_count` frames the caller cannot do without (16 for one sync segment)."""
+
+    fps: float
+    size: int
+    mode: str = "squash"
+    count: int | None = None
+    min_count: int = 1
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.fps, (int, float)) and 0 < float(self.fps) <= 1000):
+            raise ValueError(f"StreamSpec.fps must be in (0, 1000], got {self.fps!r}")
+        check_dimensions(self.size, self.size, f"the requested output size ({self.size})")
+        if self.mode not in MODES:
+            raise ValueError(f"StreamSpec.mode must be one of {MODES}, got {self.mode!r}")
+        if self.count is not None and self.count < 0:
+            raise ValueError(f"StreamSpec.count must be >= 0, got {self.count}")
+
+    @classmethod
+    def of(cls, spec: "StreamSpec | tuple") -> "StreamSpec":
+        return spec if isinstance(spec, StreamSpec) else cls(*spec)
+
+
+def streams_for(seq: SeqConfig, *, visual_size: int = 224, sync_size: int = 224) -> dict[str, StreamSpec]:
+    """SeqConfig in, the {"visual", "sync"} StreamSpecs whose counts are its visual_len / sync_frames."""
+    return {
+        "visual": StreamSpec(seq.visual_fps, visual_size, "squash", count=seq.visual_len),
+        "sync": StreamSpec(seq.sync_fps, sync_size, "crop", count=seq.sync_frames,
+                           min_count=seq.sync_segment),
+    }
+
+
+def _target_count(spec: StreamSpec, duration: float) -> int:
+    return spec.count if spec.count is not None else int(duration * spec.fps)
+
+
+def _check_long_enough(name: str, spec: StreamSpec, duration: float, path) -> None:
+    need = spec.min_count / spec.fps
+    if duration + TIME_EPSILON < need:
+        raise MediaError(path, f"the video is {duration:.2f} s long, shorter than the {spec.min_count} "
+                         f"frames at {spec.fps:g} fps = {need:.2f} s the {name} stream needs",
+                         f"give a clip of at least {need:.2f} s")
+
+
+class _Collector:
+    """Fills one stream's output [T,3,S,S] as frames arrive in time order (sample-and-hold)."""
+
+    def __init__(self, spec: StreamSpec, count: int, start: float) -> None:
+        self.spec, self.count, self.start = spec, count, start
+        self.out = torch.empty(count, 3, spec.size, spec.size, dtype=torch.uint8)
+        self.filled = 0
+        self._cache_key: int | None = None
+        self._cache: torch.Tensor | None = None
+
+    def next_target(self) -> float | None:
+        return self.start + self.filled / self.spec.fps if self.filled < self.count else None
+
+    def fill_until(self, limit: float, key: int, rgb: Callable[[], torch.Tensor]) -> None:
+        """Give frame `key` (RGB from `rgb()`) to every pending target < limit."""
+        while self.filled < self.count and self.next_target() < limit:
+            if self._cache_key != key:  # resize each source frame once per stream
+                self._cache = resize_frames(rgb(), self.spec.size, self.spec.mode)[0]
+                self._cache_key = key
+            self.out[self.filled] = self._cache
+            self.filled += 1
+
+    def result(self) -> torch.Tensor:
+        return self.out if self.filled == self.count else self.out[:self.filled].clone()
+
+
+def _frame_to_rgb(frame, rotation: int) -> torch.Tensor:
+    arr = frame.to_ndarray(format="rgb24")  # H W 3
+    x = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0)  # 1 3 H W
+    return rotate(x, rotation)
+
+
+def sample_streams(path: str | os.PathLike, streams: Mapping[str, StreamSpec | tuple], *,
+                   duration: float | None = None, start: float = 0.0,
+                   check_cancel: Callable[[], None] | None = None) -> dict[str, torch.Tensor]:
+    """Video path + {name: StreamSpec or (fps, size, mode[, count[, min_count]])} in,
+    {name: uint8 [T,3,S,S]} out — every stream filled in ONE decoding pass (module doc: the rule)."""
+    info = probe(path)
+    if start < 0:
+        raise ValueError(f"start must be >= 0 seconds, got {start}")
+    if start >= info.duration:
+        raise MediaError(info.path, f"start {start:.2f} s is at or past the end of the "
+                         f"{info.duration:.2f} s video", "choose an earlier start")
+    avail = info.duration - start
+    if duration is None:
+        duration = avail
+    elif duration <= 0:
+        raise ValueError(f"duration must be positive, got {duration}")
+    elif duration > avail + TIME_EPSILON:
+        log.warning("%s: asked for %.3f s from %.3f s but the video has %.3f s; sampling what exists",
+                    info.path, duration, start, info.duration)
+        duration = avail
+    specs = {name: StreamSpec.of(s) for name, s in streams.items()}
+    for name, spec in specs.items():
+        _check_long_enough(name, spec, duration, info.path)
+    collectors = {name: _Collector(spec, _target_count(spec, duration), start)
+                  for name, spec in specs.items()}
+    _run_collectors(info, collectors, start, check_cancel)
+    out = {}
+    for name, c in collectors.items():
+        if c.filled < c.count:
+            log.warning("%s: stream %r got %d of %d frames; the video ends (or breaks off) earlier",
+                        info.path, name, c.filled, c.count)
+        out[name] = c.result()
+    return out
+
+
+def _run_collectors(info, collectors: dict[str, _Collector], start: float,
+                    check_cancel: Callable[[], None] | None) -> None:
+    held = None  # (time, key, frame): the frame on screen until the next one arrives
+    held_rgb: list = [None, None]  # [key, tensor]: RGB of the held frame, made only if needed
+    step = 1.0 / info.fps if info.fps > 0 else 0.04
+
+    def rgb_of(key, frame):
+        def make():
+            if held_rgb[0] != key:
+                held_rgb[0], held_rgb[1] = key, _frame_to_rgb(frame, info.rotation)
+            return held_rgb[1]
+        return make
+
+    def pending():
+        return [c for c in collectors.values() if c.next_target() is not None]
+
+    with open_video(info.path) as (container, stream):
+        for key, (t, frame) in enumerate(decode_frames(
+                container, stream, origin=info.start_time, start=start,
+                check_cancel=check_cancel, path=info.path)):
+            if held is None and t > start + TIME_EPSILON:
+                held = (t, key, frame)  # targets before the first frame take the first frame
+            if held is not None:
+                for c in collectors.values():
+                    c.fill_until(t - TIME_EPSILON, held[1], rgb_of(held[1], held[2]))
+            held = (t, key, frame)
+            if not pending():
+                return
+        if held is not None:  # the last frame stays on screen for its duration
+            t, key, frame = held
+            dur = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else step
+            for c in collectors.values():
+                c.fill_until(t + dur - TIME_EPSILON, key, rgb_of(key, frame))
+
+
+def sample_frames(path: str | os.PathLike, fps: float, *, size: int, mode: str = "squash",
+                  count: int | None = None, duration: float | None = None, start: float = 0.0,
+                  min_count: int = 1, dtype: torch.dtype = torch.uint8,
+                  check_cancel: Callable[[], None] | None = None) -> torch.Tensor:
+    """Video path in, [T,3,size,size] frames shown at start + k/fps out (uint8 0..255; a float
+    dtype gives 0..1). T = count, else int(duration·fps). See the module doc for the exact rule."""
+    spec = StreamSpec(fps, size, mode, count, min_count)
+    x = sample_streams(path, {"frames": spec}, duration=duration, start=start,
+                       check_cancel=check_cancel)["frames"]
+    return x if dtype == torch.uint8 else x.to(dtype) / 255.0
+
+
+def _as_uint8(images: torch.Tensor) -> torch.Tensor:
+    if images.dtype == torch.uint8:
+        return images
+    # same quantisation a decoder's rgb24 output has, so files and IMAGE batches agree
+    return (images.float() * 255.0).clamp_(0, 255).round_().to(torch.uint8)
+
+
+def frames_from_images(images: torch.Tensor, fps: float | None, target_fps: float, *, size: int,
+                       mode: str = "squash", count: int | None = None, duration: float | None = None,
+                       start: float = 0.0, timestamps=None, min_count: int = 1) -> torch.Tensor:
+    """IMAGE batch [N,H,W,3] (float 0..1 or uint8) + its fps in, uint8 [T,3,size,size] frames shown
+    at start + k/target_fps out — the same rule (and the same frames) as `sample_frames` on a file.
+
+    Frame i is shown from i/fps (or from `timestamps[i]` seconds for variable frame rate, which
+    must increase) until the next frame; the batch lasts N/fps (VFR: last timestamp + the last
+    interval, or + 1/fps when fps is given)."""
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise MediaError(None, f"expected an IMAGE batch [N,H,W,3], got shape {tuple(images.shape)}",
+                         "pass the frames of one video (batch, height, width, RGB)")
+    n, h, w, _ = images.shape
+    if n == 0:
+        raise MediaError(None, "the IMAGE batch holds no frames", "connect a video with frames")
+    check_dimensions(w, h, "the IMAGE frames")
+    if timestamps is None:
+        if fps is None or not fps > 0:
+            raise MediaError(None, f"frame rate must be positive, got {fps!r}",
+                             "give the fps the frames were made at (e.g. 16 for Wan, 24 or 25 for LTX)")
+        times = np.arange(n, dtype=np.float64) / float(fps)
+        end = n / float(fps)
+    else:
+        times = np.asarray(timestamps, dtype=np.float64).reshape(-1)
+        if times.shape[0] != n or (n > 1 and not np.all(np.diff(times) > 0)):
+            raise MediaError(None, f"timestamps must be {n} increasing values (one per frame), got "
+                             f"{times.shape[0]}", "pass one presentation time in seconds per frame")
+        times = times - times[0]
+        last = 1.0 / float(fps) if fps else (times[-1] - times[-2] if n > 1 else 1.0 / 25)
+        end = times[-1] + last
+    avail = end - start
+    if avail <= 0:
+        raise MediaError(None, f"start {start:.2f} s is past the end of the {end:.2f} s frames",
+                         "choose an earlier start")
+    duration = avail if duration is None else min(duration, avail)
+    spec = StreamSpec(target_fps, size, mode, count, min_count)
+    _check_long_enough("requested", spec, duration, None)
+    want = _target_count(spec, duration)
+    targets = start + np.arange(want, dtype=np.float64) / float(target_fps)
+    targets = targets[targets < end - TIME_EPSILON]  # nothing is invented past the end
+    if len(targets) < want:
+        log.warning("IMAGE batch: got %d of %d frames at %g fps; the frames end at %.3f s",
+                    len(targets), want, target_fps, end)
+    idx = np.searchsorted(times, targets + TIME_EPSILON, side="right") - 1
+    idx = np.clip(idx, 0, n - 1)
+    uniq, inverse = np.unique(idx, return_inverse=True)
+    out = torch.empty(len(uniq), 3, size, size, dtype=torch.uint8)
+    for j, i in enumerate(uniq.tolist()):  # one source frame at a time bounds memory
+        frame = _as_uint8(images[i]).permute(2, 0, 1).unsqueeze(0)  # 1 3 H W
+        out[j] = resize_frames(frame, size, mode)[0]
+    return out[torch.from_numpy(inverse.reshape(-1))]  # T 3 size size
