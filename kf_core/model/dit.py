@@ -37,6 +37,7 @@ class Prepared:
     global_cond: torch.Tensor            # B D     g_f after the global MLP (t embedding added per step)
     rot_audio: torch.Tensor              # La P 2 2
     rot_visual: torch.Tensor             # Lv P 2 2
+    text_maskable: bool = False          # the config masks text padding (cat may pad text)
 
     @property
     def batch_size(self) -> int:
@@ -62,8 +63,9 @@ class Prepared:
                                  f"{first.audio_len}, visual {p.visual.shape[1]} vs {first.visual.shape[1]}); "
                                  "prepare every branch with the same SeqConfig")
         lt = max(p.text.shape[1] for p in items)
-        uses_mask = any(p.text_mask is not None for p in items)
-        if not uses_mask and any(p.text.shape[1] != lt for p in items):
+        ragged = any(p.text.shape[1] != lt for p in items)
+        uses_mask = any(p.text_mask is not None for p in items) or (ragged and first.text_maskable)
+        if ragged and not uses_mask:
             raise ValueError("Prepared.cat: text lengths differ but these items carry no text mask; "
                              "pad the text features to one length before prepare()")
         texts, masks = [], []
@@ -78,7 +80,7 @@ class Prepared:
                    text_mask=torch.cat(masks) if uses_mask else None,
                    align=torch.cat([p.align for p in items]),
                    global_cond=torch.cat([p.global_cond for p in items]),
-                   rot_audio=first.rot_audio, rot_visual=first.rot_visual)
+                   rot_audio=first.rot_audio, rot_visual=first.rot_visual, text_maskable=first.text_maskable)
 
     def to(self, *args, **kwargs) -> "Prepared":
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -216,7 +218,7 @@ class KlingFoleyDiT(nn.Module):
         g = self.global_mlp(g)                                           # B D
         rot_a, rot_v = aligned_rotations(la, lv, cfg.head_dim, theta=cfg.rope_theta, device=dev)
         return Prepared(visual=v, text=tx, text_mask=text_mask, align=align, global_cond=g,
-                        rot_audio=rot_a, rot_visual=rot_v)
+                        rot_audio=rot_a, rot_visual=rot_v, text_maskable=cfg.text_attention_mask)
 
     @staticmethod
     def _check(x, length: int, dim: int, name: str, prop: str) -> None:
