@@ -52,7 +52,8 @@ def onset_envelope(audio: np.ndarray, sr: int, params: OnsetParams = OnsetParams
     """
     mono = (audio.mean(axis=0) if audio.ndim == 2 else audio).astype(np.float64)
     n_fft, hop = params.n_fft, params.hop
-    padded = np.pad(mono, (n_fft // 2, n_fft // 2))
+    # Reflect, not zero-pad: a sound cut by the clip's end must not look like a broadband onset.
+    padded = np.pad(mono, (n_fft // 2, n_fft // 2), mode="reflect")
     n_frames = 1 + max(0, (padded.size - n_fft) // hop)
     idx = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]
     mag = np.abs(np.fft.rfft(padded[idx] * np.hanning(n_fft)[None], axis=1))  # F K
