@@ -90,3 +90,21 @@ def test_classifier_on_heldout_ground_truth(tmp_path):
     np.savez(tmp_path / "bad.npz", weight=np.zeros(2))
     with pytest.raises(ValueError, match="not a SpectralClassifier"):
         SpectralClassifier.load(tmp_path / "bad.npz")
+
+
+def test_eval_cli_ranks_ground_truth_above_baselines(tmp_path, capsys):
+    import argparse
+    import json
+
+    from kf_core.eval import synthetic_eval
+
+    parser = argparse.ArgumentParser()
+    synthetic_eval.add_arguments(parser)
+    args = parser.parse_args(["--n", "3", "--duration", "2.5", "--train-per-class", "1", "--json", str(tmp_path / "r.json")])
+    assert synthetic_eval.main(args) == 0
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+    gt, silence, shuffled = rows["ground truth"], rows["silence"], rows["shuffled"]
+    assert gt["onset_f1_50ms"] > 0.9 and silence["onset_f1_50ms"] == 0.0
+    assert gt["onset_f1_50ms"] > shuffled["onset_f1_50ms"]
+    assert silence["frechet"] > gt["frechet"]
+    assert "ground truth" in capsys.readouterr().out

@@ -113,3 +113,18 @@ def test_dataset_splits_are_disjoint_and_deterministic():
     assert torch.equal(item["frames"], train[1]["frames"]) and not torch.equal(item["audio"], held[1]["audio"])
     with pytest.raises(IndexError):
         train[2]
+
+
+def test_example_video_is_small_h264_with_all_frames(tmp_path):
+    import av
+
+    from kf_core.data.example_video import write_example_video
+
+    path = tmp_path / "bounce.mp4"
+    clip = write_example_video(path, seed=3, duration=2.0)
+    assert path.stat().st_size < 1_000_000
+    with av.open(str(path)) as f:
+        assert f.streams.video[0].codec_context.name == "h264"
+        assert sum(1 for _ in f.decode(video=0)) == clip.frames.shape[0] == 50
+    with pytest.raises(FileExistsError):
+        write_example_video(path, seed=3)
