@@ -1,0 +1,147 @@
+"""Anti-aliased periodic activations for BigVGAN: Kaiser-sinc filters, ×2 resampling, Snake/SnakeBeta.
+
+A periodic non-linearity such as snake creates harmonics above Nyquist; BigVGAN therefore runs it
+at twice the sample rate: upsample ×2 (zero-stuffing + low-pass), activation, low-pass + ×2 down.
+
+Filter (`kaiser_sinc_filter`): 12 taps, cutoff 0.25 and transition half-width 0.3, both in
+cycles per sample of the ×2 signal (so the cutoff sits at the original signal's Nyquist), Kaiser
+window with beta from Kaiser's empirical formula for the attenuation 12 taps can reach
+(A ≈ 51 dB -> beta ≈ 4.664), normalised to unit DC gain. The same filter serves the up- and
+down-sampler; it equals, bit for bit, the `…upsample.filter` buffers in BigVGAN-v2 checkpoints.
+
+Shape legend: B batch, D channels, T samples.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["kaiser_sinc_filter", "kaiser_beta", "UpSample2x", "DownSample2x", "SnakeBeta", "Snake",
+           "Activation1d", "FILTER_TAPS", "FILTER_CUTOFF", "FILTER_HALF_WIDTH"]
+
+FILTER_TAPS = 12          # 6 · ratio, ratio 2
+FILTER_CUTOFF = 0.25      # 0.5 / ratio, in cycles per sample
+FILTER_HALF_WIDTH = 0.3   # 0.6 / ratio
+
+
+def kaiser_beta(taps: int, half_width: float) -> float:
+    """Kaiser's beta for a filter of `taps` taps and transition half-width -> beta (0 if no attenuation)."""
+    # Attenuation A (dB) the filter length can reach for transition width 2·half_width
+    # (normalised so 1.0 = sample rate), then Kaiser's piecewise beta(A).
+    half = taps // 2
+    atten = 2.285 * (half - 1) * math.pi * (4 * half_width) + 7.95
+    if atten > 50.0:
+        return 0.1102 * (atten - 8.7)
+    if atten >= 21.0:
+        return 0.5842 * (atten - 21.0) ** 0.4 + 0.07886 * (atten - 21.0)
+    return 0.0
+
+
+def kaiser_sinc_filter(cutoff: float = FILTER_CUTOFF, half_width: float = FILTER_HALF_WIDTH,
+                       taps: int = FILTER_TAPS) -> torch.Tensor:
+    """Low-pass design (cutoff, half-width in cycles/sample) -> float32 filter [1, 1, taps], DC gain 1."""
+    if not 0.0 <= cutoff <= 0.5:
+        raise ValueError(f"cutoff must be in [0, 0.5] cycles per sample, got {cutoff}")
+    if taps < 2:
+        raise ValueError(f"a filter needs at least 2 taps, got {taps}")
+    window = torch.kaiser_window(taps, periodic=False, beta=kaiser_beta(taps, half_width))
+    half = taps // 2
+    # An even-length filter is centred between two samples, hence the half-sample offset.
+    t = (torch.arange(-half, half) + 0.5) if taps % 2 == 0 else (torch.arange(taps) - half)
+    if cutoff == 0.0:
+        return torch.zeros(1, 1, taps)
+    h = 2 * cutoff * window * torch.sinc(2 * cutoff * t)
+    h = h / h.sum()
+    return h.view(1, 1, taps).float()
+
+
+class UpSample2x(nn.Module):
+    """x [B,D,T] -> [B,D,2T]: zero-stuffing ×2 by a per-channel transposed conv with the low-pass."""
+
+    def __init__(self, taps: int = FILTER_TAPS) -> None:
+        super().__init__()
+        self.taps = taps
+        self.pad = taps // 2 - 1                               # input samples of context per side
+        self.crop_left = self.pad * 2 + (taps - 2) // 2        # transposed-conv warm-up to drop
+        self.crop_right = self.pad * 2 + (taps - 2 + 1) // 2
+        self.register_buffer("filter", kaiser_sinc_filter(taps=taps))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = x.shape[1]
+        x = F.pad(x, (self.pad, self.pad), mode="replicate")                  # B D T+2p
+        w = self.filter.to(x.dtype).expand(d, -1, -1)
+        # ×2 restores the energy lost by inserting zeros between samples.
+        x = 2.0 * F.conv_transpose1d(x, w, stride=2, groups=d)               # B D 2T+...
+        return x[..., self.crop_left:x.shape[-1] - self.crop_right]          # B D 2T
+
+
+class LowPass(nn.Module):
+    """x [B,D,T] -> [B,D,T/stride]: per-channel low-pass then decimation (replicate padding)."""
+
+    def __init__(self, taps: int = FILTER_TAPS, stride: int = 2) -> None:
+        super().__init__()
+        self.stride = stride
+        self.pad_left = taps // 2 - int(taps % 2 == 0)
+        self.pad_right = taps // 2
+        self.register_buffer("filter", kaiser_sinc_filter(taps=taps))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = x.shape[1]
+        x = F.pad(x, (self.pad_left, self.pad_right), mode="replicate")      # B D T+taps-1
+        return F.conv1d(x, self.filter.to(x.dtype).expand(d, -1, -1), stride=self.stride, groups=d)
+
+
+class DownSample2x(nn.Module):
+    """x [B,D,2T] -> [B,D,T]; holds its filter as `lowpass.filter` (the checkpoint key)."""
+
+    def __init__(self, taps: int = FILTER_TAPS) -> None:
+        super().__init__()
+        self.lowpass = LowPass(taps, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lowpass(x)
+
+
+class SnakeBeta(nn.Module):
+    """x [B,D,T] -> x + sin²(α·x) / β per channel; α, β stored as logs when `log_scale`."""
+
+    def __init__(self, channels: int, log_scale: bool = True) -> None:
+        super().__init__()
+        self.log_scale = log_scale
+        init = torch.zeros(channels) if log_scale else torch.ones(channels)
+        self.alpha = nn.Parameter(init.clone())
+        self.beta = nn.Parameter(init.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        alpha, beta = (self.alpha.exp(), self.beta.exp()) if self.log_scale else (self.alpha, self.beta)
+        alpha, beta = alpha[None, :, None], beta[None, :, None]
+        return x + (1.0 / (beta + 1e-9)) * (x * alpha).sin().pow(2)
+
+
+class Snake(nn.Module):
+    """x [B,D,T] -> x + sin²(α·x) / α per channel (the single-parameter snake)."""
+
+    def __init__(self, channels: int, log_scale: bool = True) -> None:
+        super().__init__()
+        self.log_scale = log_scale
+        self.alpha = nn.Parameter(torch.zeros(channels) if log_scale else torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        alpha = (self.alpha.exp() if self.log_scale else self.alpha)[None, :, None]
+        return x + (1.0 / (alpha + 1e-9)) * (x * alpha).sin().pow(2)
+
+
+class Activation1d(nn.Module):
+    """x [B,D,T] -> [B,D,T]: ×2 up, periodic activation, low-pass ×2 down (keys upsample/act/downsample)."""
+
+    def __init__(self, act: nn.Module, taps: int = FILTER_TAPS) -> None:
+        super().__init__()
+        self.upsample = UpSample2x(taps)
+        self.act = act
+        self.downsample = DownSample2x(taps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.downsample(self.act(self.upsample(x)))
