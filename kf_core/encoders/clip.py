@@ -60,8 +60,10 @@ _TINY_CONFIG = dict(
 )
 
 
-def clip_config(name: str) -> dict:
-    """Model name -> open_clip CLIP constructor arguments (a fresh copy)."""
+def clip_config(name: str | dict) -> dict:
+    """Model name (or a constructor-argument dict) -> open_clip CLIP constructor arguments (a copy)."""
+    if isinstance(name, dict):
+        return copy.deepcopy(name)
     if name == "kf-tiny-clip":
         return copy.deepcopy(_TINY_CONFIG)
     import open_clip
@@ -76,8 +78,8 @@ def clip_config(name: str) -> dict:
     return copy.deepcopy(cfg)
 
 
-def build_clip(name: str, *, device=None, dtype=None) -> nn.Module:
-    """Model name -> an open_clip CLIP with untrained weights (device "meta" to load into)."""
+def build_clip(name: str | dict, *, device=None, dtype=None) -> nn.Module:
+    """Model name or config dict -> an open_clip CLIP with untrained weights (device "meta" to load into)."""
     import open_clip
     with torch.device(device or "cpu"):
         model = open_clip.CLIP(**clip_config(name))
@@ -194,11 +196,11 @@ class ClipVisionEncoder(nn.Module):
 class ClipTextEncoder(nn.Module):
     """Prompts -> per-token CLIP text features [B, 77, W], L2-normalised per token (MMAudio's)."""
 
-    def __init__(self, name: str, *, device="meta") -> None:
+    def __init__(self, name: str | dict, *, device="meta") -> None:
         super().__init__()
         from open_clip.tokenizer import SimpleTokenizer
         model = build_clip(name, device="meta")
-        self.name = name
+        self.name = name if isinstance(name, str) else "custom"
         self.token_embedding, self.positional_embedding = model.token_embedding, model.positional_embedding
         self.transformer, self.ln_final = model.transformer, model.ln_final
         self.text_projection = model.text_projection  # kept so full checkpoints load strictly; unused
@@ -212,14 +214,14 @@ class ClipTextEncoder(nn.Module):
         return self.token_embedding.weight.shape[1]
 
     @classmethod
-    def tiny(cls, name: str = "kf-tiny-clip", seed: int = 0, *, device=None, dtype=None) -> ClipTextEncoder:
+    def tiny(cls, name: str | dict = "kf-tiny-clip", seed: int = 0, *, device=None, dtype=None) -> ClipTextEncoder:
         """Text tower of `name` with seeded random weights (for tests and tiny models)."""
         enc = cls(name, device="cpu")
         seeded_init_(enc, seed)
         return enc.to(device=device or "cpu", dtype=dtype).eval()
 
     @classmethod
-    def from_state_dict(cls, sd: dict[str, torch.Tensor], name: str, *, device=None, dtype=None,
+    def from_state_dict(cls, sd: dict[str, torch.Tensor], name: str | dict, *, device=None, dtype=None,
                         what: str = "CLIP checkpoint") -> ClipTextEncoder:
         """Full CLIP state dict -> text encoder of model `name` (strict on the text keys)."""
         _, text = split_clip_state(sd)
