@@ -17,10 +17,11 @@ from .state import CheckpointError
 
 __all__ = ["DetectedDiT", "detect_config", "MMAUDIO_VARIANTS"]
 
-# (latent C, width D, joint, fused, v2) -> released name
+# (latent C, width D, joint, fused, v2) -> released name. Only large_44k_v2 uses the v2 layout
+# (the parameter totals of MMAUDIO.md §1.1 confirm it: the others have a 256-wide t_embed).
 MMAUDIO_VARIANTS = {
-    (20, 448, 4, 8, True): "small_16k", (40, 448, 4, 8, True): "small_44k",
-    (40, 896, 4, 8, True): "medium_44k", (40, 896, 7, 14, False): "large_44k",
+    (20, 448, 4, 8, False): "small_16k", (40, 448, 4, 8, False): "small_44k",
+    (40, 896, 4, 8, False): "medium_44k", (40, 896, 7, 14, False): "large_44k",
     (40, 896, 7, 14, True): "large_44k_v2",
 }
 

@@ -56,6 +56,20 @@ def _file_config(path: Path) -> ModelConfig | None:
                               "re-export the checkpoint with this version") from e
 
 
+def _own_storage(model: torch.nn.Module) -> None:
+    """Give every parameter its own freshly allocated storage.
+
+    Tensors read from a safetensors file can sit at unaligned offsets of one shared buffer; CPU
+    kernels then take other SIMD paths and results drift by ~1e-6, so a save -> load round trip
+    would not reproduce velocities bitwise. Copies that `load_strict` already cast are fresh.
+    """
+    with torch.no_grad():
+        for module in model.modules():
+            for name, p in module.named_parameters(recurse=False):
+                if p.data_ptr() % 64:
+                    setattr(module, name, torch.nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad))
+
+
 def load_dit(path: str | Path, *, device: torch.device | str | None = None,
              dtype: torch.dtype | None = None) -> tuple[KlingFoleyDiT, DiTInfo]:
     """Weight file (ours or MMAudio's, .safetensors/.pth) -> (model in eval mode, DiTInfo).
@@ -80,6 +94,7 @@ def load_dit(path: str | Path, *, device: torch.device | str | None = None,
         cfg = _file_config(path) or cfg
     model = build_model(cfg, device="meta", dtype=dtype)
     load_strict(model, sd, what=f"{path.name} ({detected.layout} {detected.variant})", assign=True)
+    _own_storage(model)
     model.eval()
     stats = {k: (extras[k].float().reshape(-1) if k in extras else None) for k in _EXTRAS}
     info = DiTInfo(path=path, layout=detected.layout, variant=detected.variant, config=cfg, **stats)
