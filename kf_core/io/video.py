@@ -22,6 +22,8 @@ __all__ = ["VideoInfo", "probe", "open_video", "decode_frames"]
 
 log = logging.getLogger(__name__)
 
+# FFmpeg "decodes" any text file as ANSI art through its tty demuxer; that is never a video
+_TEXT_CODECS = {"ansi", "bintext", "xbin", "idf"}
 _AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aif", ".aiff"}
 
 
@@ -74,6 +76,9 @@ def open_video(path: str | os.PathLike) -> Iterator[tuple[av.container.InputCont
             raise MediaError(p, f"has no video stream (it is {kind} without pictures)",
                              "give a video file such as .mp4, .mov, .mkv or .webm")
         stream = container.streams.video[0]
+        if stream.codec_context.name in _TEXT_CODECS or container.format.name == "tty":
+            raise MediaError(p, "cannot be opened as media: it is a text file, not a video",
+                             "give a video file such as .mp4, .mov, .mkv or .webm")
         stream.thread_type = "AUTO"  # frame + slice threads: decoding is the bottleneck
         yield container, stream
     finally:
