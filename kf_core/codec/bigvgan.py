@@ -185,9 +185,10 @@ def fuse_weight_norm(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     pending: dict[str, dict[str, torch.Tensor]] = {}
     for k, v in sd.items():
         for slot, suffixes in (("g", _G_SUFFIXES), ("v", _V_SUFFIXES)):
-            hit = next((s for s in suffixes if k.endswith(s)), None)
+            # "<module>.weight_g", or bare "weight_g" for a single conv's own state dict
+            hit = next((s for s in suffixes if k.endswith(s) or k == s[1:]), None)
             if hit is not None:
-                pending.setdefault(k[:-len(hit)], {})[slot] = v
+                pending.setdefault(k[:-len(hit)] if k != hit[1:] else "", {})[slot] = v
                 break
         else:
             out[k] = v
@@ -196,11 +197,12 @@ def fuse_weight_norm(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             have = "g" if "g" in pair else "v"
             raise ValueError(f"weight-norm pair for {prefix!r} is incomplete: found only its {have} tensor; "
                              "the checkpoint is damaged or was edited")
-        if prefix + ".weight" in out:
+        name = f"{prefix}.weight" if prefix else "weight"
+        if name in out:
             raise ValueError(f"{prefix!r} has both a plain weight and a weight-norm pair; keep one of them")
         g, v = pair["g"].float(), pair["v"].float()
         norm = v.flatten(1).norm(dim=1).view(-1, *([1] * (v.dim() - 1)))
-        out[prefix + ".weight"] = (v * (g / norm)).to(pair["v"].dtype)
+        out[name] = (v * (g / norm)).to(pair["v"].dtype)
     return out
 
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as Fn
 from torch import nn
 
-__all__ = ["MelVAEConfig", "MEL_VAE_PRESETS", "MelVAE", "DiagonalGaussian", "kl_margin_loss"]
+__all__ = ["MelVAEConfig", "MEL_VAE_PRESETS", "MelVAE", "DiagonalGaussian", "kl_margin_loss", "detect_mel_vae_config"]
 
 LOGVAR_RANGE = (-30.0, 20.0)
 
@@ -256,3 +256,19 @@ class MelVAE(nn.Module):
         post = self.encode(mel)
         z = post.sample(generator) if sample else post.mean                    # B C La
         return self.decode(z, frames=mel.shape[-1]), post
+
+
+def _indices(sd, prefix: str) -> int:
+    found = {int(k[len(prefix):].split(".")[0]) for k in sd if k.startswith(prefix) and k[len(prefix)].isdigit()}
+    return max(found) + 1 if found else 0
+
+
+def detect_mel_vae_config(sd) -> MelVAEConfig:
+    """MelVAE state dict -> the MelVAEConfig its shapes describe (GroupNorm groups assumed 32)."""
+    width, n_mels, kernel = sd["encoder.conv_in.weight"].shape
+    latent = sd["decoder.conv_in.weight"].shape[1]
+    levels = _indices(sd, "encoder.levels.")
+    mult = tuple(int(sd[f"encoder.levels.{i}.0.conv1.weight"].shape[0]) // int(width) for i in range(levels))
+    return MelVAEConfig(n_mels=int(n_mels), latent_channels=int(latent), width=int(width), ch_mult=mult,
+                        blocks_per_level=_indices(sd, "encoder.levels.0."), mid_blocks=_indices(sd, "encoder.mid."),
+                        kernel_size=int(kernel))
