@@ -79,7 +79,14 @@ def save_state_dict(sd: Mapping[str, torch.Tensor], path: str | Path,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tensors = {k: v.detach().contiguous().cpu() for k, v in sd.items()}
+    # tied weights (e.g. T5's shared embedding) share storage, which safetensors refuses: copy them
+    seen: set[int] = set()
+    tensors = {}
+    for k, v in sd.items():
+        v = v.detach().cpu()
+        ptr = v.untyped_storage().data_ptr()
+        tensors[k] = v.clone().contiguous() if ptr in seen else v.contiguous()
+        seen.add(ptr)
     try:
         save_file(tensors, str(tmp), metadata=dict(metadata or {}))
         tmp.replace(path)

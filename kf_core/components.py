@@ -1,0 +1,269 @@
+"""The loaded pieces of a Foley model and how a model folder becomes them.
+
+`load_components(name_or_dir)` reads a model folder (docs/ENGINE.md "model folders"): the bundled
+kf-tiny in `kf_core/assets/kf-tiny/`, or a folder a user assembled (Kling-Foley exports or
+MMAudio's released files). Every file goes through its own area's loader, which detects the
+architecture from tensor shapes and raises a clear error for a wrong kind of file. Loaders build
+on the CPU; `Components.to(device)` moves them when sampling starts.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import CODEC_PRESETS, CodecConfig
+
+__all__ = ["DiT", "TextEncoder", "VisualEncoders", "Codec", "Components", "load_components",
+           "BUNDLED_DIR", "ROLES"]
+
+log = logging.getLogger(__name__)
+
+BUNDLED_DIR = Path(__file__).resolve().parent / "assets" / "kf-tiny"
+ROLES = ("dit", "vae", "mono2stereo", "vocoder", "text_encoder", "clip", "synchformer")
+
+
+def _move(module: nn.Module | None, device, dtype) -> None:
+    if module is not None:
+        module.to(device=device, dtype=dtype)
+
+
+@dataclass
+class DiT:
+    """A flow network plus what its file said (layout, variant, latent statistics)."""
+
+    model: nn.Module
+    info: object  # kf_core.loading.dit.DiTInfo
+
+    @property
+    def max_duration(self) -> float | None:
+        """Longest clip (s) the model takes in one pass: its duration-embedding table, if any."""
+        cfg = self.model.cfg
+        return float(cfg.max_seconds) if cfg.duration_embedding else None
+
+
+@dataclass
+class TextEncoder:
+    """T5 (Kling-Foley: features + padding mask) or CLIP per-token text (MMAudio: no mask)."""
+
+    encoder: nn.Module
+    kind: str  # "t5" | "clip"
+
+    def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Prompts -> (features [B,Lt,Dt], mask [B,Lt] bool or None)."""
+        with torch.inference_mode():
+            out = self.encoder.encode(prompts)
+        return out if isinstance(out, tuple) else (out, None)
+
+
+@dataclass
+class VisualEncoders:
+    """CLIP-family image encoder (8 fps) + Synchformer (25 fps)."""
+
+    clip: nn.Module
+    sync: nn.Module
+
+    @property
+    def visual_input_size(self) -> int:
+        spec = self.clip.spec
+        return spec.resize_to or spec.image_size
+
+    @property
+    def sync_input_size(self) -> int:
+        return self.sync.cfg.image_size
+
+    def encode(self, visual_u8: torch.Tensor, sync_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 frames [Tv,3,S,S], [Ts,3,S',S'] -> visual [1,Lv,Dv], sync [1,Ls,Ds]."""
+        from .encoders import sync_frames_from_uint8
+        with torch.inference_mode():
+            p = next(self.clip.parameters())
+            visual = self.clip.encode_frames(visual_u8.to(p.device))[None]       # 1 Lv Dv
+            s = next(self.sync.parameters())
+            frames = sync_frames_from_uint8(sync_u8.to(s.device)).to(s.dtype)[None]  # 1 Ts 3 S S
+            sync = self.sync.encode_video(frames)                                # 1 Ls Ds
+        return visual.float(), sync.float()
+
+
+@dataclass
+class Codec:
+    """Latents -> mel -> (stereo) -> waveform. Latent normalisation lives here (DESIGN §3)."""
+
+    cfg: CodecConfig
+    vae: nn.Module
+    latent_mean: torch.Tensor                 # C
+    latent_std: torch.Tensor                  # C
+    vocoder: nn.Module                        # mel [N,M,F] -> wave [N,1,F*hop]
+    mono2stereo: nn.Module | None = None      # None: centred stereo (L = R = mono)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.cfg.sample_rate
+
+    def latents_to_mel(self, z: torch.Tensor) -> torch.Tensor:
+        """Normalised latents [B,La,C] -> log-mel [B,M,2La]."""
+        p = next(self.vae.parameters())
+        z = z.to(device=p.device, dtype=torch.float32)
+        z = z * self.latent_std.to(z.device) + self.latent_mean.to(z.device)    # B La C
+        return self.vae.decode(z.transpose(1, 2).to(p.dtype)).float()          # B M F
+
+    def mono_to_stereo(self, mel: torch.Tensor, visual: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-mel [B,M,F] (+ visual [B,Lv,Dv]) -> [B,2,M,F]."""
+        if self.mono2stereo is None:
+            return torch.stack([mel, mel], dim=1)
+        p = next(self.mono2stereo.parameters())
+        v = None if visual is None else visual.to(device=p.device, dtype=p.dtype)
+        return self.mono2stereo(mel.to(device=p.device, dtype=p.dtype), visual=v).float()
+
+    def vocode(self, mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel [N,M,F] -> waveform [N,T]."""
+        params = list(self.vocoder.parameters())
+        if params:
+            mel = mel.to(device=params[0].device, dtype=params[0].dtype)
+        return self.vocoder(mel).reshape(mel.shape[0], -1).float()
+
+
+@dataclass
+class Components:
+    name: str
+    dit: DiT
+    text_encoder: TextEncoder
+    visual_encoders: VisualEncoders
+    codec: Codec
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def modules(self) -> list[nn.Module]:
+        c = self.codec
+        return [m for m in (self.dit.model, self.text_encoder.encoder, self.visual_encoders.clip,
+                            self.visual_encoders.sync, c.vae, c.vocoder, c.mono2stereo) if m is not None]
+
+    def to(self, device=None, dtype=None) -> "Components":
+        """Move every module (dtype applies to the DiT only; codecs and encoders stay fp32 on CPU)."""
+        _move(self.dit.model, device, dtype)
+        for m in self.modules()[1:]:
+            _move(m, device, None)
+        return self
+
+
+# ---------------------------------------------------------------- model folders
+def _missing_bundle_error(folder: Path) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"The bundled kf-tiny weights are not in this install ({folder / 'manifest.json'} is missing). "
+        "Reinstall the node pack from its repository (the weights ship with it), train them with "
+        f"`python -m kf_core train-tiny --out {folder}`, or give a model folder.")
+
+
+def _detect_roles(folder: Path) -> dict[str, Path]:
+    """Weight files in `folder` (and NVIDIA-style vocoder sub-folders) -> {role: path} by content."""
+    from .encoders import detect_kind, read_keys
+    from .loading.state import WEIGHT_SUFFIXES
+    roles: dict[str, Path] = {}
+    kind_to_role = {"flow_network": "dit", "vae": "vae", "vocoder": "vocoder", "t5": "text_encoder",
+                    "clip": "clip", "synchformer": "synchformer"}
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES)
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and (p / "config.json").is_file()):
+        roles.setdefault("vocoder" if any(sub.glob("*generator*")) else "text_encoder", sub)
+    for path in files:
+        keys = read_keys(path)
+        kind = detect_kind(keys)
+        if kind is None and any(k.startswith("pan_net.") or "mono2stereo" in k for k in keys):
+            kind = "mono2stereo"
+        role = kind_to_role.get(kind, kind)
+        if role is None:
+            log.warning("ignoring %s: not a recognised model file", path.name)
+            continue
+        if role in roles:
+            raise ValueError(f"{folder} holds two {role} files ({roles[role].name}, {path.name}); "
+                             "keep one, or name them in a manifest.json")
+        roles[role] = path
+    return roles
+
+
+def _read_manifest(folder: Path) -> tuple[dict, dict[str, Path]]:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    roles = {}
+    for role, name in manifest.get("components", {}).items():
+        if role not in ROLES:
+            raise ValueError(f"{folder / 'manifest.json'}: unknown component {role!r}; expected {ROLES}")
+        if name:
+            path = folder / name
+            if not path.exists():
+                raise FileNotFoundError(f"{folder / 'manifest.json'} names {name} for {role}, but the file "
+                                        "is missing; restore it or fix the manifest")
+            roles[role] = path
+    return manifest, roles
+
+
+def _load_text_encoder(roles: dict[str, Path], manifest: dict, text_dim: int) -> TextEncoder:
+    from .encoders import ClipTextEncoder, T5TextEncoder
+    if "text_encoder" in roles:
+        path = roles["text_encoder"]
+        tok = manifest.get("text_tokenizer")
+        if path.is_file() and tok == "byt5":
+            from transformers import ByT5Tokenizer
+            from .loading.state import read_state_dict
+            enc = T5TextEncoder.from_state_dict(read_state_dict(path), ByT5Tokenizer(), what=path.name)
+        else:
+            enc = T5TextEncoder.from_pretrained(path, tokenizer=(path.parent / tok) if tok else None)
+        return TextEncoder(enc.eval(), "t5")
+    if "clip" in roles:  # MMAudio: CLIP's text tower gives per-token text features
+        enc = ClipTextEncoder.from_file(roles["clip"], manifest.get("clip_model") or "ViT-H-14-378-quickgelu")
+        return TextEncoder(enc.eval(), "clip")
+    raise FileNotFoundError(f"no text encoder found (the network expects {text_dim}-wide text features): add a "
+                            "T5 folder/file, or the CLIP file for MMAudio networks")
+
+
+def load_components(name_or_dir=None, device=None, dtype=None) -> Components:
+    """None / "kf-tiny" (the bundled model) or a model folder -> Components on `device`.
+
+    The folder's manifest.json names one file per role (docs/ENGINE.md); without one, files are
+    recognised by their tensors. Every file is loaded strictly by its own loader.
+    """
+    from .codec.load import load_vae, load_vocoder
+    from .encoders import ClipVisionEncoder, Synchformer
+    from .loading.dit import load_dit
+
+    bundled = name_or_dir in (None, "kf-tiny")
+    folder = BUNDLED_DIR if bundled else Path(name_or_dir)
+    if bundled and not (folder / "manifest.json").is_file():
+        raise _missing_bundle_error(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model folder not found: {folder} (give a folder holding the model files, "
+                                "or nothing for the bundled kf-tiny)")
+    if (folder / "manifest.json").is_file():
+        manifest, roles = _read_manifest(folder)
+    else:
+        manifest, roles = {}, _detect_roles(folder)
+    for role in ("dit", "vae", "clip", "synchformer"):
+        if role not in roles:
+            found = ", ".join(f"{r}={p.name}" for r, p in roles.items()) or "no model files"
+            raise FileNotFoundError(f"{folder} has no {role} file (found {found}); see the README's model "
+                                    "files table for what each folder needs")
+    model, info = load_dit(roles["dit"])
+    if info.latent_mean is None or info.latent_std is None:
+        raise ValueError(f"{roles['dit'].name} carries no latent statistics (latent_mean/latent_std); "
+                         "export it with kf_core.loading.dit.save_dit(..., latent_mean=, latent_std=)")
+    codec_cfg = CODEC_PRESETS[model.cfg.codec]
+    vae = load_vae(roles["vae"])
+    if "vocoder" in roles:
+        vocoder = load_vocoder(roles["vocoder"])
+    else:
+        from .codec.griffinlim import GriffinLim
+        vocoder = GriffinLim(codec_cfg)
+    m2s = None
+    if "mono2stereo" in roles:
+        from .codec.mono2stereo import load_mono2stereo
+        m2s = load_mono2stereo(roles["mono2stereo"]).eval()
+    codec = Codec(cfg=codec_cfg, vae=vae, latent_mean=info.latent_mean.float(),
+                  latent_std=info.latent_std.float(), vocoder=vocoder.eval(), mono2stereo=m2s)
+    clip = ClipVisionEncoder.from_file(roles["clip"], manifest.get("clip_model")).eval()
+    sync = Synchformer.from_file(roles["synchformer"]).eval()
+    comps = Components(name=manifest.get("name", folder.name), dit=DiT(model.eval(), info),
+                       text_encoder=_load_text_encoder(roles, manifest, model.cfg.text_dim),
+                       visual_encoders=VisualEncoders(clip, sync), codec=codec, files=roles)
+    if device is not None or dtype is not None:
+        comps.to(device, dtype)
+    return comps

@@ -1,0 +1,64 @@
+"""The reference pipeline end to end on a random-weight kf-tiny (plumbing, not quality)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kf_core.pipeline import (encode_text, encode_video, load_pipeline, open_video, sample_latents,
+                              decode_mel, to_stereo, vocode)
+from media import make_video
+from tiny_model import write_random_tiny_folder
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    folder = write_random_tiny_folder(tmp_path_factory.mktemp("kf-tiny-random"))
+    return load_pipeline(folder)
+
+
+@pytest.mark.parametrize("fps", [16, 24, 30])
+def test_image_batch_gives_exactly_the_videos_duration(pipe, fps):
+    n = int(1.5 * fps)
+    images = torch.rand(n, 48, 64, 3)
+    wave, sr = pipe.generate(images, fps=fps, prompt="a ball bouncing", steps=2)
+    assert wave.shape == (2, round(n / fps * sr)) and sr == 44100
+    assert wave.abs().max() <= 1.0 and torch.isfinite(wave).all()
+
+
+def test_file_and_mux(pipe, tmp_path):
+    src = make_video(tmp_path / "in.mp4", fps=25, seconds=1.2, width=64, height=48)
+    wave, sr = pipe.generate(src, steps=2, seed=3)
+    assert wave.shape == (2, round(1.2 * sr))
+    out = pipe.mux(src, wave, sr, tmp_path / "out.mp4")
+    again = pipe.mux(src, wave, sr, tmp_path / "out.mp4")
+    assert out.exists() and again != out  # never overwrites
+
+
+def test_stages_reuse_encoders_and_seed_is_deterministic(pipe):
+    c = pipe.components
+    clip = open_video(torch.rand(24, 32, 32, 3), fps=24)
+    video = encode_video(c.visual_encoders, clip)
+    text = encode_text(c.text_encoder, "rain", negative_prompt="music")
+    a = sample_latents(c.dit, text=text, video=video, steps=2, seed=7)
+    b = sample_latents(c.dit, text=text, video=video, steps=2, seed=7, sampler="heun")
+    a2 = sample_latents(c.dit, text=text, video=video, steps=2, seed=7)
+    assert torch.equal(a.z, a2.z) and not torch.equal(a.z, b.z)
+    assert a.z.shape == (1, a.seq.latent_len, 16)
+    mel = to_stereo(c.codec, decode_mel(c.codec, a))
+    assert mel.mel.shape[:3] == (1, 2, 128)
+    audio = vocode(c.codec, mel)
+    assert audio.waveform.shape == (1, 2, round(1.0 * 44100))
+
+
+def test_text_only_and_batch(pipe):
+    wave, sr = pipe.generate(prompt="a bell", duration=1.3, steps=1, batch_size=2)
+    assert wave.shape == (2, 2, round(1.3 * sr))
+
+
+def test_bad_inputs_say_what_to_do(pipe, tmp_path):
+    with pytest.raises(ValueError, match="frame rate"):
+        pipe.generate(torch.rand(10, 16, 16, 3))
+    with pytest.raises(ValueError, match="longer than this model"):
+        pipe.generate(prompt="x", duration=100.0, steps=1)
+    with pytest.raises(FileNotFoundError, match="model folder not found"):
+        load_pipeline(tmp_path / "nothing")
