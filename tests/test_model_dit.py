@@ -94,11 +94,11 @@ def test_padded_text_positions_do_not_change_the_output(tiny):
 
 
 def test_prepare_velocity_equals_forward_and_batched_cfg(tiny):
-    seq = SeqConfig(2.37)
+    seq = SeqConfig(1.37)
     c = conditions(seq, lt=5)
     x, t = torch.randn(2, seq.latent_len, 16), torch.tensor([0.1, 0.6])
     with torch.no_grad():
-        cond = tiny.prepare(seq=seq, **c, seconds_total=2.37)
+        cond = tiny.prepare(seq=seq, **c, seconds_total=1.37)
         uncond = tiny.prepare(seq=seq, batch_size=2)           # 1 empty text token vs 5 real ones
         full = tiny(x, t, seq=seq, **c)
         assert torch.equal(full, tiny.velocity(x, t, cond))
@@ -162,7 +162,7 @@ def test_wrong_condition_shapes_are_explained(tiny):
 
 def test_half_precision_runs_close_to_float32(tiny):
     half = randomise(build_model("kf-tiny", dtype=torch.bfloat16))
-    seq = SeqConfig(1.0)
+    seq = SeqConfig(0.7)
     c = conditions(seq, b=1)
     x = torch.randn(1, seq.latent_len, 16)
     with torch.no_grad():
