@@ -1,0 +1,95 @@
+"""Weight-free vocoder: log-mel [B,M,F] -> waveform [B,1,F·hop] by fast Griffin-Lim.
+
+The linear magnitude comes from the pseudo-inverse of the mel basis (non-negative). Phase is then
+recovered with the "fast" Griffin-Lim of Perraudin, Balazs & Søndergaard (2013): alternate
+projections onto the consistent spectrograms and onto the target magnitude, with a momentum
+term t_n = c_n + α (c_n − c_{n−1}) on the consistent estimate.
+
+The STFT used here is exactly the front end's (reflect pad (n_fft − hop)/2, center=False,
+periodic Hann), and the inverse is the least-squares overlap-add of that framing, cropped back
+to F·hop samples. So frame f stays centred on sample f·hop + hop/2 and onsets land where the
+front end saw them. The initial phase is drawn from a seeded CPU generator (deterministic).
+
+Shape legend: B batch, M mel bins, K linear bins (n_fft//2 + 1), F mel frames, T samples (F·hop).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as Fn
+from torch import nn
+
+from ..config import CodecConfig
+from .mel import MelSpectrogram
+
+__all__ = ["GriffinLim"]
+
+
+class GriffinLim(nn.Module):
+    """Log-mel [B,M,F] -> waveform [B,1,F·hop] in [-1, 1]; no weights, deterministic."""
+
+    def __init__(self, cfg: CodecConfig, n_iter: int = 32, momentum: float = 0.99, init: str = "random",
+                 seed: int = 0) -> None:
+        super().__init__()
+        if n_iter < 0:
+            raise ValueError(f"GriffinLim needs n_iter >= 0, got {n_iter}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"GriffinLim momentum must be in [0, 1), got {momentum} (0.99 is the usual fast setting)")
+        if init not in ("random", "zero"):
+            raise ValueError(f"GriffinLim init must be 'random' or 'zero' phase, got {init!r}")
+        self.cfg, self.n_iter, self.momentum, self.init, self.seed = cfg, n_iter, momentum, init, seed
+        self.front = MelSpectrogram(cfg)
+        # The analysis window zero-padded (centred) to n_fft, as torch.stft does when win < n_fft.
+        left = (cfg.n_fft - cfg.win) // 2
+        window = Fn.pad(torch.hann_window(cfg.win, periodic=True), (left, cfg.n_fft - cfg.win - left))
+        self.register_buffer("ola_window", window, persistent=False)            # n_fft
+
+    @property
+    def hop(self) -> int:
+        return self.cfg.hop
+
+    def _stft(self, wave: torch.Tensor) -> torch.Tensor:
+        """wave [B,T] -> complex STFT [B,K,F] with the front end's padding and framing."""
+        x = Fn.pad(wave[:, None], (self.front.pad, self.front.pad), mode="reflect")[:, 0]
+        return torch.stft(x, self.cfg.n_fft, hop_length=self.cfg.hop, win_length=self.cfg.win,
+                          window=self.front.window, center=False, return_complex=True)
+
+    def _istft(self, spec: torch.Tensor, samples: int) -> torch.Tensor:
+        """Complex STFT [B,K,F] -> the least-squares waveform [B,T] of the same framing."""
+        n_fft, hop, pad = self.cfg.n_fft, self.cfg.hop, self.front.pad
+        frames = torch.fft.irfft(spec, n=n_fft, dim=1) * self.ola_window[:, None]   # B n_fft F
+        length = (spec.shape[-1] - 1) * hop + n_fft
+        wave = Fn.fold(frames, (1, length), (1, n_fft), stride=(1, hop))[:, 0, 0]   # B T+2p
+        env = self.ola_window.square()[None, :, None].expand(1, n_fft, spec.shape[-1])
+        norm = Fn.fold(env, (1, length), (1, n_fft), stride=(1, hop))[:, 0, 0]       # 1 T+2p
+        wave = wave / norm.clamp_min(1e-8)
+        return wave[:, pad:pad + samples]
+
+    def _initial_phase(self, shape: torch.Size, device: torch.device) -> torch.Tensor:
+        if self.init == "zero":
+            return torch.ones(shape, dtype=torch.complex64, device=device)
+        gen = torch.Generator(device="cpu").manual_seed(self.seed)
+        angle = torch.rand(shape, generator=gen) * (2 * math.pi)
+        return torch.polar(torch.ones_like(angle), angle).to(device)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        if mel.dim() != 3 or mel.shape[1] != self.cfg.n_mels:
+            raise ValueError(f"GriffinLim expects a log-mel [B, {self.cfg.n_mels}, F], got {tuple(mel.shape)}")
+        frames = mel.shape[-1]
+        samples = frames * self.cfg.hop
+        if samples <= self.front.pad:
+            raise ValueError(f"GriffinLim needs at least {self.front.pad // self.cfg.hop + 1} mel frames "
+                             f"(reflect padding), got {frames}")
+        mag = self.front.mel_to_linear(mel.float())                                  # B K F
+        phase = self._initial_phase(mag.shape, mag.device)                           # B K F
+        alpha = self.momentum
+        prev = torch.zeros_like(phase)
+        wave = self._istft(mag * phase, samples)                                     # B T
+        for _ in range(self.n_iter):
+            consistent = self._stft(wave)                                            # B K F
+            accel = consistent - (alpha / (1 + alpha)) * prev if alpha else consistent
+            prev = consistent
+            phase = accel / accel.abs().clamp_min(1e-12)
+            wave = self._istft(mag * phase, samples)                                 # B T
+        return wave.clamp(-1.0, 1.0)[:, None]                                        # B 1 T
