@@ -141,8 +141,23 @@ def encode_video(encoders: VisualEncoders, clip: VideoClip, *, duration: float |
                   for name, spec in streams.items()}
     if check_cancel is not None:
         check_cancel()
+    for name, spec in streams.items():
+        frames[name] = _hold_last(frames[name], spec.count, name, clip)
     visual, sync = encoders.encode(frames["visual"], frames["sync"])
     return VideoCondition(visual=visual, sync=sync, duration=duration)
+
+
+def _hold_last(frames: torch.Tensor, count: int, name: str, clip: VideoClip) -> torch.Tensor:
+    """A stream that decoded up to 2 frames short (a truncated file's tail) holds its last frame;
+    more is an error, since the audio would be timed against pictures that are not there."""
+    missing = count - frames.shape[0]
+    if missing <= 0:
+        return frames
+    if missing > 2 or frames.shape[0] == 0:
+        where = clip.path.name if clip.path is not None else "the IMAGE batch"
+        raise ValueError(f"{where} ended early: {frames.shape[0]} of {count} {name} frames could be decoded "
+                         f"(the file may be truncated); re-encode it, or set a shorter duration")
+    return torch.cat([frames, frames[-1:].expand(missing, *frames.shape[1:])])
 
 
 def _expand(x: torch.Tensor | None, b: int) -> torch.Tensor | None:
