@@ -59,7 +59,11 @@ def kaiser_sinc_filter(cutoff: float = FILTER_CUTOFF, half_width: float = FILTER
 
 
 class UpSample2x(nn.Module):
-    """x [B,D,T] -> [B,D,2T]: zero-stuffing ×2 by a per-channel transposed conv with the low-pass."""
+    """x [B,D,T] -> [B,D,2T]: zero-stuffing ×2 by a per-channel transposed conv with the low-pass.
+
+    The even-length filter delays the output by half an output sample; `DownSample2x`'s
+    asymmetric padding (taps/2 − 1 left, taps/2 right) removes that delay again.
+    """
 
     def __init__(self, taps: int = FILTER_TAPS) -> None:
         super().__init__()
