@@ -29,6 +29,7 @@ def test_keys_are_mmaudios(fixture):
     vae = load_mmaudio_state_dict(sd)
     assert set(vae.state_dict()) - {NORMALIZED_FLAG} == set(sd)
     assert (vae.cfg.data_dim, vae.cfg.embed_dim, vae.cfg.hidden_dim) == (128, 40, 16)
+    assert (vae.cfg.n_mels, vae.cfg.latent_channels) == (128, 40)     # the names MelVAEConfig uses
 
 
 def test_decode_and_encode_match_reference(fixture):

@@ -56,6 +56,15 @@ class MMAudioVAEConfig:
     def width(self, level: int) -> int:
         return self.hidden_dim * self.ch_mult[level]
 
+    # The names MelVAEConfig uses, so codec code reads either VAE's config the same way.
+    @property
+    def n_mels(self) -> int:
+        return self.data_dim
+
+    @property
+    def latent_channels(self) -> int:
+        return self.embed_dim
+
 
 MMAUDIO_VAE_PRESETS: dict[str, MMAudioVAEConfig] = {
     "44k": MMAudioVAEConfig(data_dim=128, embed_dim=40, hidden_dim=512),   # v1-44.pth, 305 M
@@ -244,11 +253,11 @@ class MMAudioVAE(nn.Module):
 
     @property
     def n_mels(self) -> int:
-        return self.cfg.data_dim
+        return self.cfg.n_mels
 
     @property
     def latent_channels(self) -> int:
-        return self.cfg.embed_dim
+        return self.cfg.latent_channels
 
     @property
     def weights_normalized(self) -> bool:
