@@ -95,10 +95,9 @@ def _rk_step(velocity_fn: VelocityFn, x: torch.Tensor, t: float, h: float, tab: 
     return x + h * sum(b * k for b, k in zip(tab.b, ks) if b != 0.0)
 
 
-def _rk_sampler(tab: Tableau):
-    def step_with(velocity_fn):
-        return lambda k, x, t, t_next: _rk_step(velocity_fn, x, t, t_next - t, tab)
-    return step_with
+def _rk(velocity_fn: VelocityFn, tab: Tableau) -> Callable[[int, torch.Tensor, float, float], torch.Tensor]:
+    """velocity_fn and a tableau -> the `_integrate` step function for that Runge–Kutta method."""
+    return lambda k, x, t, t_next: _rk_step(velocity_fn, x, t, t_next - t, tab)
 
 
 def predictions(x: torch.Tensor, v: torch.Tensor, t: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,13 +111,13 @@ def predictions(x: torch.Tensor, v: torch.Tensor, t: float | torch.Tensor) -> tu
 def sample_euler(velocity_fn: VelocityFn, x: torch.Tensor, ts, *, callback: Callback | None = None,
                  generator: torch.Generator | None = None) -> torch.Tensor:
     """Noise x [B,...] at ts[0] -> sample at ts[-1] by Euler (1st order, 1 evaluation per step; the paper's)."""
-    return _integrate(x, ts, _rk_sampler(EULER)(velocity_fn), callback)
+    return _integrate(x, ts, _rk(velocity_fn, EULER), callback)
 
 
 def sample_midpoint(velocity_fn: VelocityFn, x: torch.Tensor, ts, *, callback: Callback | None = None,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     """Noise x at ts[0] -> sample at ts[-1] by the explicit midpoint rule (2nd order, 2 evaluations per step)."""
-    return _integrate(x, ts, _rk_sampler(MIDPOINT)(velocity_fn), callback)
+    return _integrate(x, ts, _rk(velocity_fn, MIDPOINT), callback)
 
 
 def sample_heun(velocity_fn: VelocityFn, x: torch.Tensor, ts, *, callback: Callback | None = None,
@@ -128,13 +127,13 @@ def sample_heun(velocity_fn: VelocityFn, x: torch.Tensor, ts, *, callback: Callb
     The corrector evaluates v at t_{k+1}, including t = 1 on the last step; a flow network is trained
     on the closed interval [0, 1], so that evaluation is as valid as any other.
     """
-    return _integrate(x, ts, _rk_sampler(HEUN)(velocity_fn), callback)
+    return _integrate(x, ts, _rk(velocity_fn, HEUN), callback)
 
 
 def sample_rk4(velocity_fn: VelocityFn, x: torch.Tensor, ts, *, callback: Callback | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
     """Noise x at ts[0] -> sample at ts[-1] by classical Runge–Kutta (4th order, 4 evaluations per step)."""
-    return _integrate(x, ts, _rk_sampler(RK4)(velocity_fn), callback)
+    return _integrate(x, ts, _rk(velocity_fn, RK4), callback)
 
 
 def sample_dpmpp_2m(velocity_fn: VelocityFn, x: torch.Tensor, ts, *, callback: Callback | None = None,
