@@ -8,7 +8,8 @@ term t_n = c_n + α (c_n − c_{n−1}) on the consistent estimate.
 The STFT used here is exactly the front end's (reflect pad (n_fft − hop)/2, center=False,
 periodic Hann), and the inverse is the least-squares overlap-add of that framing, cropped back
 to F·hop samples. So frame f stays centred on sample f·hop + hop/2 and onsets land where the
-front end saw them. The initial phase is drawn from a seeded CPU generator (deterministic).
+front end saw them. The initial phase is drawn from a seeded CPU generator (deterministic, the
+same for every batch item) or is zero.
 
 Shape legend: B batch, M mel bins, K linear bins (n_fft//2 + 1), F mel frames, T samples (F·hop).
 """
@@ -69,9 +70,10 @@ class GriffinLim(nn.Module):
     def _initial_phase(self, shape: torch.Size, device: torch.device) -> torch.Tensor:
         if self.init == "zero":
             return torch.ones(shape, dtype=torch.complex64, device=device)
+        # One phase field for every item, so an item's result does not depend on its batch.
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        angle = torch.rand(shape, generator=gen) * (2 * math.pi)
-        return torch.polar(torch.ones_like(angle), angle).to(device)
+        angle = torch.rand(shape[-2:], generator=gen) * (2 * math.pi)            # K F
+        return torch.polar(torch.ones_like(angle), angle).to(device).expand(shape)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         if mel.dim() != 3 or mel.shape[1] != self.cfg.n_mels:
