@@ -1,0 +1,19 @@
+"""ComfyUI entry point of the Kling-Foley node pack (category audio/Kling-Foley).
+
+ComfyUI imports this folder as a package; the nodes live in `nodes/`, the engine in `kf_core/`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+# kf_core is imported as a top-level package by the nodes; make this folder importable.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.append(_HERE)  # after ComfyUI's own root, so its `nodes` module is never shadowed
+
+from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+
+WEB_DIRECTORY = None  # no front-end code: every widget is a stock ComfyUI widget
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
