@@ -130,5 +130,6 @@ class MelSpectrogram(nn.Module):
 
     def _pseudo_inverse(self) -> torch.Tensor:
         if self._pinv is None:
-            self._pinv = torch.linalg.pinv(self.mel_basis.double().cpu()).float()
+            # numpy's SVD: torch.linalg.pinv takes seconds on a 128 x 1025 matrix on some CPUs.
+            self._pinv = torch.from_numpy(np.linalg.pinv(self.mel_basis.double().cpu().numpy())).float()
         return self._pinv
