@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as Fn
 from torch import nn
 
+from ..codec.mel_vae import DiagonalGaussian, kl_margin_loss
 from .checkpoint import rng_state, set_rng_state
 from .clips import ClipBatches
 from .gan import DiscConfig, MultiScaleSpecDiscriminator, hinge_d_loss, hinge_g_loss, r1_penalty
@@ -50,9 +51,9 @@ class VAETrainConfig:
 
 
 def kl_with_margin(mean: torch.Tensor, logvar: torch.Tensor, margin: float) -> torch.Tensor:
-    """Posterior N(mean, exp(logvar)) -> max(0, KL(N || N(0, I)) − Δ), KL averaged per latent element."""
-    kl = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).mean()
-    return (kl - margin).clamp_min(0.0)
+    """Posterior N(mean, exp(logvar)) -> max(0, KL(N || N(0, I)) − Δ), KL averaged per latent element
+    (the codec's own `kl_margin_loss`, for posteriors of any VAE that exposes mean/logvar)."""
+    return kl_margin_loss(DiagonalGaussian(mean, logvar), margin)
 
 
 def _is_decoder(name: str) -> bool:
