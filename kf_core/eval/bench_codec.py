@@ -80,7 +80,7 @@ def main(args) -> int:
         with torch.inference_mode():
             stereo_mel = codec.to_stereo(codec.latents_to_mel(z))                          # 1 2 M F
             stages = [("encode", "Mel-VAE " + _params(codec.vae), lambda: codec.encode_audio(wave)),
-                      ("decode", "VAE dec + Mono2Stereo " + _params(codec.mono2stereo),
+                      ("decode", f"VAE decoder {_params(codec.vae.decoder)} + Mono2Stereo {_params(codec.mono2stereo)}",
                        lambda: codec.to_stereo(codec.latents_to_mel(z)))]
             if not args.no_bigvgan:
                 stages.append(("vocode", "BigVGAN " + _params(codec.vocoder), lambda: codec.vocode(stereo_mel)))
