@@ -85,11 +85,16 @@ def lsd(ref: torch.Tensor, est: torch.Tensor, *, n_fft: int = 2048, hop: int = 5
     return _out(value, torch.as_tensor(ref).dim() == 2)
 
 
-def _mel_cepstrum(x: torch.Tensor, sample_rate: int, n_fft: int, hop: int, n_mels: int, n_ceps: int) -> torch.Tensor:
-    """[B,T] -> MFCC c0..c(n_ceps−1) [B,n_ceps,F] of the natural-log mel power (orthonormal DCT-II)."""
+def _mel_power(x: torch.Tensor, sample_rate: int, n_fft: int, hop: int, n_mels: int) -> torch.Tensor:
+    """[B,T] -> mel power [B,M,F] (Slaney mels of |STFT|²)."""
     fb = mel_filterbank(sample_rate, n_fft, n_mels).double()                       # M K
-    mel = torch.matmul(fb, _stft_mag(x, n_fft, hop, n_fft).square())              # B M F
-    logmel = torch.log(mel + _EPS)
+    return torch.matmul(fb, _stft_mag(x, n_fft, hop, n_fft).square())             # B M F
+
+
+def _cepstrum(mel_power: torch.Tensor, floor: torch.Tensor, n_ceps: int) -> torch.Tensor:
+    """Mel power [B,M,F] -> c0..c(n_ceps−1) [B,n_ceps,F]: orthonormal DCT-II of ln(max(P, floor))."""
+    n_mels = mel_power.shape[1]
+    logmel = torch.log(torch.maximum(mel_power, floor))
     k = torch.arange(n_ceps, dtype=torch.float64)[:, None]
     m = torch.arange(n_mels, dtype=torch.float64)[None]
     dct = torch.cos(math.pi / n_mels * (m + 0.5) * k) * math.sqrt(2.0 / n_mels)  # n_ceps M
@@ -102,12 +107,16 @@ def mcd(ref: torch.Tensor, est: torch.Tensor, sample_rate: int, *, n_mels: int =
     """MCD, dB = (10/ln10)·√2 · mean over frames of sqrt(Σ_{k=1}^{12} (c_k − ĉ_k)²); c0 (energy) excluded.
 
     Cepstra: orthonormal DCT-II of ln mel power (80 Slaney mels, STFT n_fft ≈ 46 ms (2048 at
-    44.1 kHz), hop n_fft/4). Frames are compared one to one (no DTW: a codec keeps the timing).
+    44.1 kHz), hop n_fft/4). Both mel powers are floored at 80 dB below the reference's peak, so
+    digital silence does not dominate. Frames are compared one to one (no DTW: a codec keeps the timing).
     """
     s, e = _pair(ref, est)
     n_fft = n_fft or (1 << max(8, round(math.log2(0.0464 * sample_rate))))
-    c_s = _mel_cepstrum(s, sample_rate, n_fft, n_fft // 4, n_mels, n_ceps)[:, 1:]
-    c_e = _mel_cepstrum(e, sample_rate, n_fft, n_fft // 4, n_mels, n_ceps)[:, 1:]
+    p_s = _mel_power(s, sample_rate, n_fft, n_fft // 4, n_mels)
+    p_e = _mel_power(e, sample_rate, n_fft, n_fft // 4, n_mels)
+    floor = p_s.amax(dim=(1, 2), keepdim=True).clamp_min(_EPS) * 1e-8              # B 1 1
+    c_s = _cepstrum(p_s, floor, n_ceps)[:, 1:]
+    c_e = _cepstrum(p_e, floor, n_ceps)[:, 1:]
     value = MCD_CONSTANT * (c_s - c_e).square().sum(1).sqrt().mean(-1)
     return _out(value, torch.as_tensor(ref).dim() == 2)
 
