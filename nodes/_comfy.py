@@ -274,7 +274,8 @@ class PlainVideo:
         if self.components is None:
             from kf_core.io import probe, sample_frames
             info = probe(self.path)
-            frames = sample_frames(self.path, info.fps)               # N 3 H W uint8
+            # square frames suffice for a stand-in; ComfyUI's own VIDEO keeps the aspect ratio
+            frames = sample_frames(self.path, info.fps, size=min(info.width, info.height))  # N 3 S S
             self.components = PlainComponents(frames.permute(0, 2, 3, 1).float() / 255, None,
                                               Fraction(info.fps).limit_denominator(1001))
         return self.components
