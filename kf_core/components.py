@@ -16,20 +16,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import CODEC_PRESETS, CodecConfig
+from .codec.bundle import AudioCodec, codec_from_roles
 
-__all__ = ["DiT", "TextEncoder", "VisualEncoders", "Codec", "Components", "load_components",
+__all__ = ["DiT", "TextEncoder", "VisualEncoders", "Components", "load_components",
            "BUNDLED_DIR", "ROLES"]
 
 log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "assets" / "kf-tiny"
 ROLES = ("dit", "vae", "mono2stereo", "vocoder", "text_encoder", "clip", "synchformer")
-
-
-def _move(module: nn.Module | None, device, dtype) -> None:
-    if module is not None:
-        module.to(device=device, dtype=dtype)
 
 
 @dataclass
@@ -89,62 +84,23 @@ class VisualEncoders:
 
 
 @dataclass
-class Codec:
-    """Latents -> mel -> (stereo) -> waveform. Latent normalisation lives here (DESIGN §3)."""
-
-    cfg: CodecConfig
-    vae: nn.Module
-    latent_mean: torch.Tensor                 # C
-    latent_std: torch.Tensor                  # C
-    vocoder: nn.Module                        # mel [N,M,F] -> wave [N,1,F*hop]
-    mono2stereo: nn.Module | None = None      # None: centred stereo (L = R = mono)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.cfg.sample_rate
-
-    def latents_to_mel(self, z: torch.Tensor) -> torch.Tensor:
-        """Normalised latents [B,La,C] -> log-mel [B,M,2La]."""
-        p = next(self.vae.parameters())
-        z = z.to(device=p.device, dtype=torch.float32)
-        z = z * self.latent_std.to(z.device) + self.latent_mean.to(z.device)    # B La C
-        return self.vae.decode(z.transpose(1, 2).to(p.dtype)).float()          # B M F
-
-    def mono_to_stereo(self, mel: torch.Tensor, visual: torch.Tensor | None = None) -> torch.Tensor:
-        """Log-mel [B,M,F] (+ visual [B,Lv,Dv]) -> [B,2,M,F]."""
-        if self.mono2stereo is None:
-            return torch.stack([mel, mel], dim=1)
-        p = next(self.mono2stereo.parameters())
-        v = None if visual is None else visual.to(device=p.device, dtype=p.dtype)
-        return self.mono2stereo(mel.to(device=p.device, dtype=p.dtype), visual=v).float()
-
-    def vocode(self, mel: torch.Tensor) -> torch.Tensor:
-        """Log-mel [N,M,F] -> waveform [N,T]."""
-        params = list(self.vocoder.parameters())
-        if params:
-            mel = mel.to(device=params[0].device, dtype=params[0].dtype)
-        return self.vocoder(mel).reshape(mel.shape[0], -1).float()
-
-
-@dataclass
 class Components:
     name: str
     dit: DiT
     text_encoder: TextEncoder
     visual_encoders: VisualEncoders
-    codec: Codec
+    codec: AudioCodec
     files: dict[str, Path] = field(default_factory=dict)
 
     def modules(self) -> list[nn.Module]:
-        c = self.codec
-        return [m for m in (self.dit.model, self.text_encoder.encoder, self.visual_encoders.clip,
-                            self.visual_encoders.sync, c.vae, c.vocoder, c.mono2stereo) if m is not None]
+        return [self.dit.model, self.text_encoder.encoder, self.visual_encoders.clip,
+                self.visual_encoders.sync, self.codec]
 
     def to(self, device=None, dtype=None) -> "Components":
-        """Move every module (dtype applies to the DiT only; codecs and encoders stay fp32 on CPU)."""
-        _move(self.dit.model, device, dtype)
+        """Move every module (dtype applies to the DiT only; codec and encoders stay float32)."""
+        self.dit.model.to(device=device, dtype=dtype)
         for m in self.modules()[1:]:
-            _move(m, device, None)
+            m.to(device=device)
         return self
 
 
@@ -222,7 +178,6 @@ def load_components(name_or_dir=None, device=None, dtype=None) -> Components:
     The folder's manifest.json names one file per role (docs/ENGINE.md); without one, files are
     recognised by their tensors. Every file is loaded strictly by its own loader.
     """
-    from .codec.load import load_vae, load_vocoder
     from .encoders import ClipVisionEncoder, Synchformer
     from .loading.dit import load_dit
 
@@ -246,19 +201,8 @@ def load_components(name_or_dir=None, device=None, dtype=None) -> Components:
     if info.latent_mean is None or info.latent_std is None:
         raise ValueError(f"{roles['dit'].name} carries no latent statistics (latent_mean/latent_std); "
                          "export it with kf_core.loading.dit.save_dit(..., latent_mean=, latent_std=)")
-    codec_cfg = CODEC_PRESETS[model.cfg.codec]
-    vae = load_vae(roles["vae"])
-    if "vocoder" in roles:
-        vocoder = load_vocoder(roles["vocoder"])
-    else:
-        from .codec.griffinlim import GriffinLim
-        vocoder = GriffinLim(codec_cfg)
-    m2s = None
-    if "mono2stereo" in roles:
-        from .codec.mono2stereo import load_mono2stereo
-        m2s = load_mono2stereo(roles["mono2stereo"]).eval()
-    codec = Codec(cfg=codec_cfg, vae=vae, latent_mean=info.latent_mean.float(),
-                  latent_std=info.latent_std.float(), vocoder=vocoder.eval(), mono2stereo=m2s)
+    codec = codec_from_roles(roles, preset=manifest.get("codec", model.cfg.codec),
+                             latent_mean=info.latent_mean, latent_std=info.latent_std)
     clip = ClipVisionEncoder.from_file(roles["clip"], manifest.get("clip_model")).eval()
     sync = Synchformer.from_file(roles["synchformer"]).eval()
     comps = Components(name=manifest.get("name", folder.name), dit=DiT(model.eval(), info),

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from .components import Codec, Components, DiT, TextEncoder, VisualEncoders, load_components
+from .codec.bundle import AudioCodec, fit_samples
+from .components import Components, DiT, TextEncoder, VisualEncoders, load_components
 from .config import CODEC_PRESETS, SeqConfig
 
 __all__ = ["VideoClip", "TextCondition", "VideoCondition", "Latents", "Mel", "Audio", "open_video",
@@ -210,14 +211,14 @@ def sample_latents(dit: DiT, *, text: TextCondition | None = None, video: VideoC
     return Latents(z=z.float(), seq=seq)
 
 
-def decode_mel(codec: Codec, latents: Latents) -> Mel:
+def decode_mel(codec: AudioCodec, latents: Latents) -> Mel:
     """Normalised latents [B,La,C] -> mono log-mel [B,1,M,F] (un-normalise, Mel-VAE decode)."""
     with torch.inference_mode():
         mel = codec.latents_to_mel(latents.z)                               # B M F
     return Mel(mel=mel[:, None].float(), seq=latents.seq)
 
 
-def to_stereo(codec: Codec, mel: Mel, video: VideoCondition | None = None) -> Mel:
+def to_stereo(codec: AudioCodec, mel: Mel, video: VideoCondition | None = None) -> Mel:
     """Mono log-mel [B,1,M,F] -> stereo [B,2,M,F] by Mono2Stereo (energy-preserving pan)."""
     if mel.mel.shape[1] == 2:
         return mel
@@ -225,18 +226,15 @@ def to_stereo(codec: Codec, mel: Mel, video: VideoCondition | None = None) -> Me
         raise ValueError(f"to_stereo expects a mono mel [B,1,M,F], got {tuple(mel.mel.shape)}")
     visual = None if video is None else video.visual.expand(mel.mel.shape[0], -1, -1)
     with torch.inference_mode():
-        stereo = codec.mono_to_stereo(mel.mel[:, 0], visual)                # B 2 M F
+        stereo = codec.to_stereo(mel.mel[:, 0], visual)                # B 2 M F
     return replace(mel, mel=stereo.float())
 
 
-def vocode(codec: Codec, mel: Mel) -> Audio:
+def vocode(codec: AudioCodec, mel: Mel) -> Audio:
     """Log-mel [B,Ch,M,F] -> waveform [B,Ch,T] float32 in [-1,1], T = round(duration·sr) exactly."""
-    b, ch = mel.mel.shape[:2]
     with torch.inference_mode():
-        wave = codec.vocode(mel.mel.flatten(0, 1))                           # B*Ch T'
-    wave = wave.reshape(b, ch, -1).float()
-    n = mel.seq.samples
-    wave = wave[..., :n] if wave.shape[-1] >= n else torch.nn.functional.pad(wave, (0, n - wave.shape[-1]))
+        wave = codec.vocode(mel.mel)                                         # B Ch T'
+    wave = fit_samples(wave.float(), mel.seq.samples)                          # B Ch T
     return Audio(waveform=wave.clamp(-1, 1).contiguous(), sample_rate=codec.sample_rate)
 
 

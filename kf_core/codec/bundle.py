@@ -28,7 +28,7 @@ from ..config import CODEC_PRESETS, CodecConfig
 from .griffinlim import GriffinLim
 from .mel import MelSpectrogram
 
-__all__ = ["AudioCodec", "load_audio_codec", "fit_samples"]
+__all__ = ["AudioCodec", "load_audio_codec", "codec_from_roles", "fit_samples"]
 
 log = logging.getLogger(__name__)
 
@@ -163,18 +163,39 @@ def _latent_stats(path: Path) -> tuple[torch.Tensor | None, torch.Tensor | None]
     return None, None
 
 
+def codec_from_roles(roles: dict[str, Path], *, preset: str | None = None,
+                     latent_mean: torch.Tensor | None = None, latent_std: torch.Tensor | None = None) -> AudioCodec:
+    """{role: path} of a model folder (vae required; vocoder, mono2stereo, dit optional) -> AudioCodec.
+
+    The latent statistics come from the arguments, else from the DiT file's header; the codec
+    preset from `preset`, else from the VAE's mel bins. No vocoder file means Griffin-Lim.
+    """
+    from .load import load_vae, load_vocoder
+    from .mono2stereo import load_mono2stereo
+    if "vae" not in roles:
+        raise FileNotFoundError("a codec needs a Mel-VAE file (role 'vae')")
+    vae = load_vae(roles["vae"])
+    cfg = CODEC_PRESETS[preset] if preset in CODEC_PRESETS else _codec_preset_for(vae)
+    if cfg.n_mels != vae.n_mels or cfg.latent_channels != vae.latent_channels:
+        cfg = replace(cfg, n_mels=vae.n_mels, latent_channels=vae.latent_channels)
+    vocoder = load_vocoder(roles["vocoder"]) if "vocoder" in roles else None
+    m2s = load_mono2stereo(roles["mono2stereo"]) if "mono2stereo" in roles else None
+    if latent_mean is None and "dit" in roles:
+        latent_mean, latent_std = _latent_stats(roles["dit"])
+    log.info("codec: %s, vocoder %s", type(vae).__name__,
+             type(vocoder).__name__ if vocoder is not None else "Griffin-Lim")
+    return AudioCodec(cfg, vae, latent_mean, latent_std, vocoder=vocoder, mono2stereo=m2s).eval()
+
+
 def load_audio_codec(path: str | Path, *, device=None) -> AudioCodec:
     """A Mel-VAE file, or a model folder (manifest.json roles vae/vocoder/mono2stereo/dit) -> AudioCodec.
 
     A lone VAE file gets identity latent statistics and Griffin-Lim; a folder's vocoder and
     Mono2Stereo are used when it names them, and its DiT file's latent statistics when present.
     """
-    from .load import load_vae, load_vocoder
-    from .mono2stereo import load_mono2stereo
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"codec path not found: {path} (give a Mel-VAE file or a model folder)")
-    roles: dict[str, Path] = {}
     preset = None
     if path.is_dir():
         manifest = path / "manifest.json"
@@ -187,14 +208,5 @@ def load_audio_codec(path: str | Path, *, device=None) -> AudioCodec:
             raise FileNotFoundError(f"{manifest} names no vae file; a codec needs one")
     else:
         roles = {"vae": path}
-    vae = load_vae(roles["vae"])
-    cfg = CODEC_PRESETS[preset] if preset in CODEC_PRESETS else _codec_preset_for(vae)
-    if cfg.n_mels != vae.n_mels or cfg.latent_channels != vae.latent_channels:
-        cfg = replace(cfg, n_mels=vae.n_mels, latent_channels=vae.latent_channels)
-    vocoder = load_vocoder(roles["vocoder"]) if "vocoder" in roles else None
-    m2s = load_mono2stereo(roles["mono2stereo"]) if "mono2stereo" in roles else None
-    mean, std = _latent_stats(roles["dit"]) if "dit" in roles else (None, None)
-    log.info("codec from %s: %s, vocoder %s", path, type(vae).__name__,
-             type(vocoder).__name__ if vocoder is not None else "Griffin-Lim")
-    codec = AudioCodec(cfg, vae, mean, std, vocoder=vocoder, mono2stereo=m2s).eval()
+    codec = codec_from_roles(roles, preset=preset)
     return codec if device is None else codec.to(device)
