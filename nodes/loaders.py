@@ -7,7 +7,6 @@ raise a clear error for a wrong kind of file (a VAE given to the DiT loader, ...
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
 from pathlib import Path
 
 from . import _comfy
@@ -49,19 +48,10 @@ def _load_visual(clip_path: Path, sync_path: Path):
 
 
 def _load_codec(vae_path: Path, m2s_path: Path | None, vocoder_path: Path | None):
-    import torch
-    from kf_core.codec.griffinlim import GriffinLim
-    from kf_core.codec.load import load_vae, load_vocoder
-    from kf_core.codec.mono2stereo import load_mono2stereo
-    from kf_core.components import Codec
-    from kf_core.config import CODEC_PRESETS
-    vae = load_vae(vae_path)
-    cfg = next((c for c in CODEC_PRESETS.values() if c.n_mels == vae.n_mels), CODEC_PRESETS["44k"])
-    cfg = replace(cfg, n_mels=vae.n_mels, latent_channels=vae.latent_channels)
-    c = vae.latent_channels  # identity statistics: the DiT's own travel with its latents
-    return Codec(cfg=cfg, vae=vae, latent_mean=torch.zeros(c), latent_std=torch.ones(c),
-                 vocoder=(load_vocoder(vocoder_path) if vocoder_path else GriffinLim(cfg)).eval(),
-                 mono2stereo=load_mono2stereo(m2s_path) if m2s_path else None)
+    from kf_core.codec.bundle import codec_from_roles
+    roles = {"vae": vae_path, "mono2stereo": m2s_path, "vocoder": vocoder_path}
+    # identity latent statistics here: the DiT's own travel with its latents (sampler.FoleyLatent)
+    return codec_from_roles({role: path for role, path in roles.items() if path is not None})
 
 
 def _tip(what: str, folders: str) -> str:

@@ -1,7 +1,7 @@
 """Flow Sampler: conditions -> audio latents. Only this node re-runs when steps/sampler/cfg change."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -23,7 +23,9 @@ class FoleyLatent:
         """The codec with this network's statistics (unchanged when the file carried none)."""
         if self.latent_mean is None or self.latent_std is None:
             return codec
-        return replace(codec, latent_mean=self.latent_mean, latent_std=self.latent_std)
+        from kf_core.codec.bundle import AudioCodec  # shares the modules; only the statistics differ
+        return AudioCodec(codec.cfg, codec.vae, self.latent_mean, self.latent_std, vocoder=codec.vocoder,
+                          mono2stereo=codec.mono2stereo)
 
 
 def _choices():
