@@ -18,7 +18,8 @@ from torch import nn
 
 from .codec.bundle import AudioCodec, codec_from_roles
 
-__all__ = ["DiT", "TextEncoder", "VisualEncoders", "Components", "load_components",
+__all__ = ["DiT", "TextEncoder", "VisualEncoders", "Components", "load_components", "dit_from_file",
+           "text_encoder_from_file", "visual_encoders_from_files", "codec_from_roles",
            "BUNDLED_DIR", "ROLES"]
 
 log = logging.getLogger(__name__)
@@ -153,23 +154,46 @@ def _read_manifest(folder: Path) -> tuple[dict, dict[str, Path]]:
     return manifest, roles
 
 
-def _load_text_encoder(roles: dict[str, Path], manifest: dict, text_dim: int) -> TextEncoder:
-    from .encoders import ClipTextEncoder, T5TextEncoder
-    if "text_encoder" in roles:
-        path = roles["text_encoder"]
-        tok = manifest.get("text_tokenizer")
-        if path.is_file() and tok == "byt5":
-            from transformers import ByT5Tokenizer
-            from .loading.state import read_state_dict
-            enc = T5TextEncoder.from_state_dict(read_state_dict(path), ByT5Tokenizer(), what=path.name)
-        else:
-            enc = T5TextEncoder.from_pretrained(path, tokenizer=(path.parent / tok) if tok else None)
-        return TextEncoder(enc.eval(), "t5")
-    if "clip" in roles:  # MMAudio: CLIP's text tower gives per-token text features
-        enc = ClipTextEncoder.from_file(roles["clip"], manifest.get("clip_model") or "ViT-H-14-378-quickgelu")
+def dit_from_file(path: Path, *, device=None, dtype=None) -> DiT:
+    """A DiT / MMAudio network file -> DiT (kind and variant detected from its tensors)."""
+    from .loading.dit import load_dit
+    return DiT(*load_dit(path, device=device, dtype=dtype))
+
+
+def text_encoder_from_file(path: Path, *, tokenizer: Path | str | None = None,
+                           clip_model: str | None = None) -> TextEncoder:
+    """A T5 folder/file (tokenizer: a folder, or "byt5" for kf-tiny's byte tokenizer) or, for MMAudio
+    networks, the CLIP file whose text tower gives per-token features -> TextEncoder."""
+    from .encoders import ClipTextEncoder, T5TextEncoder, detect_kind, read_keys
+    path = Path(path)
+    if path.is_file() and detect_kind(read_keys(path)) == "clip":
+        enc = ClipTextEncoder.from_file(path, clip_model or "ViT-H-14-378-quickgelu")
         return TextEncoder(enc.eval(), "clip")
-    raise FileNotFoundError(f"no text encoder found (the network expects {text_dim}-wide text features): add a "
-                            "T5 folder/file, or the CLIP file for MMAudio networks")
+    if tokenizer == "byt5" and path.is_file():
+        from transformers import ByT5Tokenizer
+        from .loading.state import read_state_dict
+        enc = T5TextEncoder.from_state_dict(read_state_dict(path), ByT5Tokenizer(), what=path.name)
+    else:
+        enc = T5TextEncoder.from_pretrained(path, tokenizer=tokenizer)
+    return TextEncoder(enc.eval(), "t5")
+
+
+def visual_encoders_from_files(clip_path: Path, sync_path: Path, *, clip_model: str | None = None) -> VisualEncoders:
+    """An open_clip image model file + a Synchformer file -> VisualEncoders."""
+    from .encoders import ClipVisionEncoder, Synchformer
+    return VisualEncoders(ClipVisionEncoder.from_file(clip_path, clip_model).eval(),
+                          Synchformer.from_file(sync_path).eval())
+
+
+def _text_encoder_for(roles: dict[str, Path], manifest: dict, folder: Path) -> TextEncoder:
+    if "text_encoder" in roles:
+        tok = manifest.get("text_tokenizer")
+        return text_encoder_from_file(roles["text_encoder"],
+                                      tokenizer=tok if tok in (None, "byt5") else folder / tok)
+    if "clip" in roles:
+        return text_encoder_from_file(roles["clip"], clip_model=manifest.get("clip_model"))
+    raise FileNotFoundError(f"{folder} has no text encoder: add a T5 folder/file, or the CLIP file for "
+                            "MMAudio networks")
 
 
 def load_components(name_or_dir=None, device=None, dtype=None) -> Components:
@@ -178,9 +202,6 @@ def load_components(name_or_dir=None, device=None, dtype=None) -> Components:
     The folder's manifest.json names one file per role (docs/ENGINE.md); without one, files are
     recognised by their tensors. Every file is loaded strictly by its own loader.
     """
-    from .encoders import ClipVisionEncoder, Synchformer
-    from .loading.dit import load_dit
-
     bundled = name_or_dir in (None, "kf-tiny")
     folder = BUNDLED_DIR if bundled else Path(name_or_dir)
     if bundled and not (folder / "manifest.json").is_file():
@@ -197,17 +218,18 @@ def load_components(name_or_dir=None, device=None, dtype=None) -> Components:
             found = ", ".join(f"{r}={p.name}" for r, p in roles.items()) or "no model files"
             raise FileNotFoundError(f"{folder} has no {role} file (found {found}); see the README's model "
                                     "files table for what each folder needs")
-    model, info = load_dit(roles["dit"])
+    dit = dit_from_file(roles["dit"])
+    info = dit.info
     if info.latent_mean is None or info.latent_std is None:
         raise ValueError(f"{roles['dit'].name} carries no latent statistics (latent_mean/latent_std); "
                          "export it with kf_core.loading.dit.save_dit(..., latent_mean=, latent_std=)")
-    codec = codec_from_roles(roles, preset=manifest.get("codec", model.cfg.codec),
+    codec = codec_from_roles(roles, preset=manifest.get("codec", dit.model.cfg.codec),
                              latent_mean=info.latent_mean, latent_std=info.latent_std)
-    clip = ClipVisionEncoder.from_file(roles["clip"], manifest.get("clip_model")).eval()
-    sync = Synchformer.from_file(roles["synchformer"]).eval()
-    comps = Components(name=manifest.get("name", folder.name), dit=DiT(model.eval(), info),
-                       text_encoder=_load_text_encoder(roles, manifest, model.cfg.text_dim),
-                       visual_encoders=VisualEncoders(clip, sync), codec=codec, files=roles)
+    comps = Components(name=manifest.get("name", folder.name), dit=dit,
+                       text_encoder=_text_encoder_for(roles, manifest, folder),
+                       visual_encoders=visual_encoders_from_files(roles["clip"], roles["synchformer"],
+                                                                  clip_model=manifest.get("clip_model")),
+                       codec=codec, files=roles)
     if device is not None or dtype is not None:
         comps.to(device, dtype)
     return comps

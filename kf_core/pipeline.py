@@ -70,6 +70,8 @@ class VideoCondition:
 class Latents:
     z: torch.Tensor                       # B La C, normalised latent space
     seq: SeqConfig
+    latent_mean: torch.Tensor | None = None  # C: the network's normalisation (travels with its latents)
+    latent_std: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -208,13 +210,14 @@ def sample_latents(dit: DiT, *, text: TextCondition | None = None, video: VideoC
         ts = get_schedule(schedule, steps, **({} if shift is None else {"shift": shift})).to(p.device)
         fn = cfg_velocity(model, cond, uncond, cfg)
         z = get_sampler(sampler)(fn, x0, ts, callback=callback, generator=gen)
-    return Latents(z=z.float(), seq=seq)
+    return Latents(z=z.float(), seq=seq, latent_mean=dit.info.latent_mean, latent_std=dit.info.latent_std)
 
 
 def decode_mel(codec: AudioCodec, latents: Latents) -> Mel:
     """Normalised latents [B,La,C] -> mono log-mel [B,1,M,F] (un-normalise, Mel-VAE decode)."""
     with torch.inference_mode():
-        mel = codec.latents_to_mel(latents.z)                               # B M F
+        mel = codec.latents_to_mel(latents.z, latent_mean=latents.latent_mean,
+                                   latent_std=latents.latent_std)             # B M F
     return Mel(mel=mel[:, None].float(), seq=latents.seq)
 
 

@@ -23,7 +23,7 @@ class KlingFoleyDecode:
     def decode(self, codec, latent):
         from kf_core.pipeline import decode_mel
         with _comfy.on_device(codec.vae):
-            return (decode_mel(latent.codec_for(codec), latent.latents),)
+            return (decode_mel(codec, latent),)
 
 
 class KlingFoleyMono2Stereo:

@@ -7,7 +7,6 @@ raise a clear error for a wrong kind of file (a VAE given to the DiT loader, ...
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 from . import _comfy
 
@@ -21,37 +20,6 @@ def bundled():
     """The bundled kf-tiny Components, loaded once on the CPU (raises if its weights are missing)."""
     from kf_core.components import load_components
     return load_components(None)
-
-
-# The per-file loaders below wire kf_core's own detecting loaders into the stage objects the
-# pipeline takes; docs/ENGINE.md plans them as kf_core.components.load_dit/load_text_encoder/
-# load_visual_encoders/load_codec, and these move there when they land.
-def _load_dit(path: Path, dtype):
-    from kf_core.components import DiT
-    from kf_core.loading.dit import load_dit
-    return DiT(*load_dit(path, device=_comfy.offload_device(), dtype=dtype))
-
-
-def _load_text_encoder(path: Path):
-    from kf_core.components import TextEncoder
-    from kf_core.encoders import ClipTextEncoder, T5TextEncoder, detect_kind, read_keys
-    if detect_kind(read_keys(path)) == "clip":  # MMAudio reads per-token text from its CLIP file
-        return TextEncoder(ClipTextEncoder.from_file(path, "ViT-H-14-378-quickgelu").eval(), "clip")
-    tokenizer = None if path.is_dir() else (_comfy.t5_tokenizer_dir() or path.parent)
-    return TextEncoder(T5TextEncoder.from_pretrained(path, tokenizer=tokenizer).eval(), "t5")
-
-
-def _load_visual(clip_path: Path, sync_path: Path):
-    from kf_core.components import VisualEncoders
-    from kf_core.encoders import ClipVisionEncoder, Synchformer
-    return VisualEncoders(ClipVisionEncoder.from_file(clip_path).eval(), Synchformer.from_file(sync_path).eval())
-
-
-def _load_codec(vae_path: Path, m2s_path: Path | None, vocoder_path: Path | None):
-    from kf_core.codec.bundle import codec_from_roles
-    roles = {"vae": vae_path, "mono2stereo": m2s_path, "vocoder": vocoder_path}
-    # identity latent statistics here: the DiT's own travel with its latents (sampler.FoleyLatent)
-    return codec_from_roles({role: path for role, path in roles.items() if path is not None})
 
 
 def _tip(what: str, folders: str) -> str:
@@ -81,7 +49,8 @@ class KlingFoleyModelLoader:
         if model_name == _comfy.BUNDLED:  # small enough that fp32 costs nothing
             return (bundled().dit,)
         path = _comfy.model_path(model_name, "diffusion_models")
-        return (_load_dit(path, _comfy.weight_dtype(precision)),)
+        from kf_core.components import dit_from_file
+        return (dit_from_file(path, device=_comfy.offload_device(), dtype=_comfy.weight_dtype(precision)),)
 
 
 class KlingFoleyT5Loader:
@@ -102,7 +71,10 @@ class KlingFoleyT5Loader:
     def load(self, text_encoder_name):
         if text_encoder_name == _comfy.BUNDLED:
             return (bundled().text_encoder,)
-        return (_load_text_encoder(_comfy.model_path(text_encoder_name, "text_encoders")),)
+        from kf_core.components import text_encoder_from_file
+        path = _comfy.model_path(text_encoder_name, "text_encoders")
+        tokenizer = None if path.is_dir() else (_comfy.t5_tokenizer_dir() or path.parent)
+        return (text_encoder_from_file(path, tokenizer=tokenizer),)
 
 
 class KlingFoleyVisualEncoderLoader:
@@ -128,7 +100,9 @@ class KlingFoleyVisualEncoderLoader:
                 raise ValueError("use the bundled kf-tiny for both visual encoders or for neither: its "
                                  "MetaCLIP and Synchformer only fit each other and the kf-tiny model")
             return (bundled().visual_encoders,)
-        return (_load_visual(_comfy.model_path(clip_name, "clip_vision"), _comfy.model_path(synchformer_name)),)
+        from kf_core.components import visual_encoders_from_files
+        return (visual_encoders_from_files(_comfy.model_path(clip_name, "clip_vision"),
+                                           _comfy.model_path(synchformer_name)),)
 
 
 class KlingFoleyCodecLoader:
@@ -157,7 +131,10 @@ class KlingFoleyCodecLoader:
         pick = {_comfy.BUNDLED: None, CENTRED: None, GRIFFIN_LIM: None}
         m2s = pick.get(mono2stereo_name, mono2stereo_name) and _comfy.model_path(mono2stereo_name)
         voc = pick.get(vocoder_name, vocoder_name) and _comfy.model_path(vocoder_name, "vae")
-        return (_load_codec(_comfy.model_path(vae_name, "vae"), m2s, voc),)
+        from kf_core.components import codec_from_roles
+        roles = {"vae": _comfy.model_path(vae_name, "vae"), "mono2stereo": m2s, "vocoder": voc}
+        # identity latent statistics: a network's own travel with the latents it samples
+        return (codec_from_roles({r: p for r, p in roles.items() if p}),)
 
 
 NODES = {"KlingFoleyModelLoader": ("Kling-Foley Model Loader", KlingFoleyModelLoader),

@@ -1,31 +1,9 @@
 """Flow Sampler: conditions -> audio latents. Only this node re-runs when steps/sampler/cfg change."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import torch
-
 from . import _comfy
 
 CATEGORY = "audio/Kling-Foley"
-
-
-@dataclass(frozen=True)
-class FoleyLatent:
-    """KLINGFOLEY_LATENT: kf_core Latents + the DiT file's latent statistics (they travel with the
-    network, as in MMAudio, and the codec needs them to decode)."""
-
-    latents: object                      # kf_core.pipeline.Latents
-    latent_mean: torch.Tensor | None
-    latent_std: torch.Tensor | None
-
-    def codec_for(self, codec):
-        """The codec with this network's statistics (unchanged when the file carried none)."""
-        if self.latent_mean is None or self.latent_std is None:
-            return codec
-        from kf_core.codec.bundle import AudioCodec  # shares the modules; only the statistics differ
-        return AudioCodec(codec.cfg, codec.vae, self.latent_mean, self.latent_std, vocoder=codec.vocoder,
-                          mono2stereo=codec.mono2stereo)
 
 
 def _choices():
@@ -78,7 +56,7 @@ class KlingFoleySampler:
             lat = sample_latents(model, text=text_cond, video=video_cond, duration=duration or None, steps=steps,
                                  sampler=sampler, schedule=schedule, cfg=cfg, shift=shift or None, seed=seed,
                                  batch_size=batch_size, callback=_comfy.progress(steps))
-        return (FoleyLatent(lat, model.info.latent_mean, model.info.latent_std),)
+        return (lat,)
 
 
 NODES = {"KlingFoleySampler": ("Kling-Foley Flow Sampler", KlingFoleySampler)}

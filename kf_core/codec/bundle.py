@@ -95,13 +95,20 @@ class AudioCodec(nn.Module):
         return mean, std
 
     # ------------------------------------------------------------ decode
-    def latents_to_mel(self, z: torch.Tensor) -> torch.Tensor:
-        """Normalised latents [B,La,C] -> mono log-mel [B,M,F] (float32)."""
+    def latents_to_mel(self, z: torch.Tensor, *, latent_mean: torch.Tensor | None = None,
+                       latent_std: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised latents [B,La,C] -> mono log-mel [B,M,F] (float32).
+
+        `latent_mean`/`latent_std` [C] override the codec's statistics: latents sampled by a network
+        carry that network's (they define the space it was trained in).
+        """
         if z.dim() != 3 or z.shape[-1] != self.cfg.latent_channels:
             raise ValueError(f"decode_latents expects normalised latents [B, La, {self.cfg.latent_channels}], "
-                             f"got {tuple(z.shape)}")
+                             f"got {tuple(z.shape)}; is this codec the one the network was trained with?")
         p = self._vae_param()
-        raw = z.to(device=p.device, dtype=torch.float32) * self.latent_std + self.latent_mean  # B La C
+        mean = self.latent_mean if latent_mean is None else latent_mean.to(p.device, torch.float32).flatten()
+        std = self.latent_std if latent_std is None else latent_std.to(p.device, torch.float32).flatten()
+        raw = z.to(device=p.device, dtype=torch.float32) * std + mean          # B La C
         return self.vae.decode(raw.transpose(1, 2).to(p.dtype)).float()      # B M F
 
     def to_stereo(self, mel: torch.Tensor, visual: torch.Tensor | None = None) -> torch.Tensor:
