@@ -70,7 +70,7 @@ def load_features(specs: list[str], out: Path, preset: str, seed: int) -> Featur
             if not any(cache.glob("*.safetensors")):
                 from .extract import _sources, build_extractor, extract
                 extractor, codec = build_extractor(preset)
-                for _, clips in _sources([spec], codec["sample_rate"], seed):
+                for _, clips in _sources([spec], extractor, seed):
                     extract(clips, extractor, cache, codec=codec)
             folders.append(cache)
     return FeatureShards(folders)

@@ -5,7 +5,13 @@ Dataset descriptions (several may be mixed in one run):
   videos:DIR[,captions.csv]   a folder of videos (audio track = target) + optional CSV "file,caption"
   audiocaps:CSV[,AUDIO_DIR]   audio-text pairs, CSV "file,caption" (VGGSound/AudioCaps-like layouts)
 The work per clip is `FeatureExtractor.record(clip)`; the encoders and codec are injected, so the
-same code serves kf-tiny's encoders, the paper's, and test doubles.
+same code serves kf-tiny's encoders, the paper's, and test doubles. `build_extractor` takes them
+from a model folder (the bundled kf-tiny by default); the frames reach the encoders through the
+same timestamp sampling (`kf_core.io.frames_from_images`) the generation pipeline uses.
+
+Mono: a stereo clip's mono target is the mean of its channels in the *linear mel* domain (then
+the codec's log), the identity Mono2Stereo preserves, so generated mono mels split back into
+stereo consistently (`MonoLogMel`).
 
 Shape legend: T samples, M mel bins, F mel frames, La latent tokens, C latent channels.
 """
@@ -21,7 +27,8 @@ import torch
 
 from .features import FeatureRecord, write_shard
 
-__all__ = ["Clip", "FeatureExtractor", "parse_spec", "read_caption_csv", "extract", "add_arguments", "main"]
+__all__ = ["Clip", "FeatureExtractor", "MonoLogMel", "make_extractor", "build_extractor", "synthetic_clips",
+           "parse_spec", "read_caption_csv", "extract", "add_arguments", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +37,10 @@ log = logging.getLogger(__name__)
 class Clip:
     """One training example before encoding: mono audio and optional frames and caption."""
 
-    wave: torch.Tensor                       # T, mono, at the codec's sample rate
+    wave: torch.Tensor                       # T mono, or 2 T stereo, at the codec's sample rate
     duration: float
-    visual_frames: torch.Tensor | None = None  # N 3 H W in [0, 1] at visual_fps
-    sync_frames: torch.Tensor | None = None    # N 3 224 224 in [-1, 1] at sync_fps
+    visual_frames: torch.Tensor | None = None  # N 3 H W at visual_fps, in the form visual_fn takes
+    sync_frames: torch.Tensor | None = None    # N 3 S S at sync_fps, in the form sync_fn takes
     caption: str | None = None
     seconds_start: float = 0.0
     seconds_total: float | None = None
@@ -43,7 +50,7 @@ class Clip:
 class FeatureExtractor:
     """Clip -> FeatureRecord with the codec posterior in the normalised latent space.
 
-    mel_fn(wave [1,T]) -> [1,M,F]; vae.encode(mel) -> posterior(.mean, .logvar) [1,C,La];
+    mel_fn(wave [1,T] or [1,2,T]) -> [1,M,F]; vae.encode(mel) -> posterior(.mean, .logvar) [1,C,La];
     normalise(mean, std) -> (mean', std') applies the codec's latent normalisation;
     visual_fn(frames) -> [Lv,Dv]; sync_fn(frames [1,N,3,224,224]) -> [1,Ls,Ds];
     text_fn(list[str]) -> (feats [1,Lt,Dt], mask [1,Lt]).
@@ -121,37 +128,124 @@ def extract(clips: Iterable[Clip], extractor: FeatureExtractor, out: str | Path,
     return written
 
 
-def _sources(specs: list[str], sample_rate: int, seed: int) -> Iterator[tuple[str, Iterable[Clip]]]:
+class MonoLogMel:
+    """wave [B,T] -> log-mel [B,M,F]; stereo [B,2,T] -> log of the channels' mean in linear mel."""
+
+    def __init__(self, mel) -> None:
+        self.mel = mel  # kf_core.codec.mel.MelSpectrogram
+
+    def __call__(self, wave: torch.Tensor) -> torch.Tensor:
+        from ..codec.mel import log_compress, log_expand
+        cfg = self.mel.cfg
+        if wave.dim() == 2:
+            return self.mel(wave)                                              # B M F
+        if wave.dim() != 3 or wave.shape[1] not in (1, 2):
+            raise ValueError(f"expected waves [B, T] or [B, 1|2, T], got {tuple(wave.shape)}")
+        lr = self.mel(wave.flatten(0, 1)).unflatten(0, wave.shape[:2])         # B Ch M F
+        return log_compress(log_expand(lr, cfg.log).mean(1), cfg.log, cfg.log_floor)
+
+
+def make_extractor(*, vae, codec_cfg, latent_mean: torch.Tensor, latent_std: torch.Tensor, clip=None,
+                   sync=None, text=None) -> FeatureExtractor:
+    """A Mel-VAE, its latent statistics [C] and the frozen encoders -> FeatureExtractor.
+
+    The encoders are called exactly as the pipeline calls them (`components.VisualEncoders`):
+    CLIP on uint8 frames [Lv,3,S,S], Synchformer on uint8 frames [1,Ts,3,S',S'] mapped to [-1, 1].
+    """
+    from ..codec.mel import MelSpectrogram
+    from ..encoders import sync_frames_from_uint8
+    mean = latent_mean.float().reshape(1, -1, 1)
+    std = latent_std.float().reshape(1, -1, 1)
+
+    def normalise(m: torch.Tensor, s: torch.Tensor):
+        return (m - mean) / std, s / std                                       # 1 C La
+
+    def sync_fn(frames: torch.Tensor) -> torch.Tensor:
+        return sync.encode_video(sync_frames_from_uint8(frames)).float()      # 1 Ls Ds
+
+    def text_fn(prompts: list[str]):
+        feats, mask = text.encode(prompts)
+        return feats.float(), (mask if mask is not None else torch.ones(feats.shape[:2], dtype=torch.bool))
+
+    ex = FeatureExtractor(mel_fn=MonoLogMel(MelSpectrogram(codec_cfg)), vae=vae, normalise=normalise,
+                          visual_fn=None if clip is None else (lambda f: clip.encode_frames(f).float()),
+                          sync_fn=None if sync is None else sync_fn, text_fn=None if text is None else text_fn)
+    ex.codec_cfg = codec_cfg
+    ex.visual_size = None if clip is None else (clip.spec.resize_to or clip.spec.image_size)
+    ex.sync_size = None if sync is None else sync.cfg.image_size
+    return ex
+
+
+def synthetic_clips(n: int, *, seed: int, visual_size: int, sync_size: int, sample_rate: int = 44100,
+                    hop: int = 512, latent_downsample: int = 2, split: str = "train",
+                    start: int = 0) -> Iterator[Clip]:
+    """Clips start..n-1 of the synthetic world's `split` -> Clips with stereo audio padded to whole
+    latent tokens and uint8 frames sampled by time at 8 fps (visual) and 25 fps (sync)."""
+    for i in range(start, n):
+        yield synthetic_clip(i, seed=seed, visual_size=visual_size, sync_size=sync_size,
+                             sample_rate=sample_rate, hop=hop, latent_downsample=latent_downsample, split=split)
+
+
+def synthetic_clip(index: int, *, seed: int, visual_size: int, sync_size: int, sample_rate: int = 44100,
+                   hop: int = 512, latent_downsample: int = 2, split: str = "train",
+                   duration: float | None = None) -> Clip:
+    """One synthetic clip (item `index` of `split`) -> Clip ready for `FeatureExtractor.record`."""
+    from ..config import SeqConfig
+    from ..data.dataset import split_seed
+    from ..data.synthetic import make_clip
+    from ..io import frames_from_images, streams_for
+    c = make_clip(split_seed(index, seed, split), duration=duration, sample_rate=sample_rate)
+    seq = SeqConfig(c.duration, sample_rate=sample_rate, hop=hop, latent_downsample=latent_downsample)
+    wave = torch.from_numpy(c.audio)                                           # 2 T
+    # whole latent tokens: the mel then has exactly 2·La frames, as the decoder makes
+    wave = torch.nn.functional.pad(wave, (0, max(0, seq.decoded_samples - wave.shape[1])))
+    images = torch.from_numpy(c.frames)                                        # N H W 3 uint8
+    streams = streams_for(seq, visual_size=visual_size, sync_size=sync_size)
+    frames = {name: frames_from_images(images, c.fps, spec.fps, size=spec.size, mode=spec.mode,
+                                       count=spec.count, duration=c.duration, min_count=spec.min_count)
+              for name, spec in streams.items()}
+    return Clip(wave=wave, duration=c.duration, visual_frames=frames["visual"], sync_frames=frames["sync"],
+                caption=c.caption, source=f"synthetic/{split}/{seed}/{index}")
+
+
+def _sources(specs: list[str], extractor: FeatureExtractor, seed: int) -> Iterator[tuple[str, Iterable[Clip]]]:
     for spec in specs:
         kind, args = parse_spec(spec)
         if kind == "synthetic":
-            from ..data import synthetic  # the procedural world (its own area)
-            yield spec, synthetic.training_clips(int(args[0]), sample_rate=sample_rate, seed=seed)
+            cfg = extractor.codec_cfg
+            yield spec, synthetic_clips(int(args[0]), seed=seed, visual_size=extractor.visual_size,
+                                        sync_size=extractor.sync_size, sample_rate=cfg.sample_rate,
+                                        hop=cfg.hop, latent_downsample=cfg.latent_downsample)
         else:
             raise NotImplementedError(
-                f"{kind}: reading video folders and audio-caption CSVs needs kf_core.io's decoders; "
-                "this build extracts synthetic:N only")
+                f"{kind}: reading video folders and audio-caption CSVs is not wired into `extract` yet; "
+                "this build extracts synthetic:N only (write other shards with FeatureExtractor + extract())")
 
 
 def add_arguments(p) -> None:
     p.add_argument("--data", action="append", required=True, help="dataset description (repeatable)")
-    p.add_argument("--preset", default="kf-tiny", help="which frozen encoders/codec to use")
+    p.add_argument("--preset", default="kf-tiny",
+                   help="frozen encoders/codec: kf-tiny (bundled) or a model folder")
     p.add_argument("--out", required=True, help="folder for the feature shards")
     p.add_argument("--shard-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
 
 
 def build_extractor(preset: str) -> tuple[FeatureExtractor, dict]:
-    """The frozen encoders and codec of `preset` -> (FeatureExtractor, codec layout dict)."""
-    raise NotImplementedError(
-        f"extracting features for preset {preset!r} needs the frozen encoders (kf_core.encoders) and "
-        "the Mel-VAE (kf_core.codec.mel_vae) wired in here; that integration is not finished. "
-        "Write shards with FeatureExtractor + extract() from Python, then train with --data shards:DIR")
+    """"kf-tiny" (the bundled model) or a model folder -> (FeatureExtractor with its frozen encoders,
+    Mel-VAE and latent statistics, codec layout dict for the shards)."""
+    from ..components import load_components
+    comps = load_components(None if preset == "kf-tiny" else preset)
+    c = comps.codec
+    ex = make_extractor(vae=c.vae, codec_cfg=c.cfg, latent_mean=c.latent_mean, latent_std=c.latent_std,
+                        clip=comps.visual_encoders.clip, sync=comps.visual_encoders.sync,
+                        text=comps.text_encoder)
+    return ex, {"sample_rate": c.cfg.sample_rate, "hop": c.cfg.hop, "latent_downsample": c.cfg.latent_downsample}
 
 
 def main(args) -> int:
     extractor, codec = build_extractor(args.preset)
-    for i, (spec, clips) in enumerate(_sources(args.data, codec["sample_rate"], args.seed)):
+    for i, (spec, clips) in enumerate(_sources(args.data, extractor, args.seed)):
         paths = extract(clips, extractor, args.out, codec=codec, shard_size=args.shard_size, prefix=f"src{i}")
         print(f"{spec}: {len(paths)} shard(s) in {args.out}")
     return 0

@@ -1,0 +1,243 @@
+"""`python -m kf_core train-tiny --out DIR`: train the whole kf-tiny model on the synthetic world.
+
+One command, one seed, about an hour on two CPU cores (recipe "full"; "smoke" proves the plumbing
+in minutes). Stages, each resumable (a finished stage's output is reused when the command is
+run again with the same --work folder):
+
+  1. encoders   seeded random tiny T5 / CLIP / Synchformer, frozen (written as they are)
+  2. codec set  short stereo synthetic clips + their CLIP features
+  3. Mel-VAE    paper Alg. 2 stages 1–2 (`VAETrainer`); latent statistics from its posteriors
+  4. Mono2Stereo visual-conditioned pan network on the codec set
+  5. features   variable-length (2–12 s) synthetic clips through the frozen encoders and the
+                VAE posterior into feature shards (`FeatureExtractor`, parallel workers)
+  6. DiT        flow matching, paper Alg. 1 (`FlowTrainer`, length-bucketed batches), EMA weights
+                exported in float16 (config: `tiny_dit.tiny_dit_config()`)
+The vocoder is Griffin-Lim (manifest "vocoder": null). OUT gets the model folder layout of
+docs/ENGINE.md (manifest.json + one file per component), curves/*.csv, training.json and
+MODEL_CARD.md.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+__all__ = ["TinyRecipe", "RECIPES", "train_tiny", "add_arguments", "main"]
+
+log = logging.getLogger(__name__)
+
+SYNC_IMAGE_SIZE = 96  # kf-tiny's Synchformer reads 96-px frames (6×6 patches): a 224-px one costs 5× more
+
+
+@dataclass(frozen=True)
+class TinyRecipe:
+    """Every number of a kf-tiny training run."""
+
+    name: str
+    codec_clips: int          # short clips for the Mel-VAE and Mono2Stereo
+    codec_clip_s: float
+    vae_steps: int
+    vae_batch: int
+    m2s_steps: int
+    m2s_batch: int
+    dit_clips: int            # variable-length clips (2–12 s) for the DiT
+    dit_steps: int
+    dit_batch: int
+    dit_lr: float = 1e-3
+    p_drop_video: float = 0.15
+    p_drop_text: float = 0.15
+    ema_decay: float = 0.999
+
+    def __post_init__(self) -> None:
+        counts = {k: v for k, v in dataclasses.asdict(self).items() if isinstance(v, int) and v <= 0}
+        if counts:
+            raise ValueError(f"TinyRecipe {self.name!r}: these must be positive: {counts}")
+        if self.dit_clips < self.dit_batch or self.codec_clips < self.vae_batch:
+            raise ValueError(f"TinyRecipe {self.name!r}: need at least one batch of clips "
+                             f"(dit_clips {self.dit_clips} < dit_batch {self.dit_batch}?)")
+
+
+RECIPES: dict[str, TinyRecipe] = {
+    "full": TinyRecipe("full", codec_clips=320, codec_clip_s=2.0, vae_steps=1200, vae_batch=16,
+                       m2s_steps=600, m2s_batch=16, dit_clips=720, dit_steps=3600, dit_batch=12),
+    "smoke": TinyRecipe("smoke", codec_clips=24, codec_clip_s=2.0, vae_steps=40, vae_batch=8,
+                        m2s_steps=30, m2s_batch=8, dit_clips=24, dit_steps=60, dit_batch=8),
+}
+
+
+# ---------------------------------------------------------------- stages
+def _encoders(out: Path, seed: int) -> None:
+    """Write the frozen tiny encoders (seeded, platform-independent weights)."""
+    from ..encoders import ClipVisionEncoder, Synchformer, SynchformerConfig, T5TextEncoder
+    from ..encoders.seeded import seeded_init_
+    from ..loading.state import save_state_dict
+    save_state_dict(T5TextEncoder.tiny(seed).model.state_dict(), out / "t5.safetensors")
+    clip = ClipVisionEncoder.tiny(seed)
+    save_state_dict({f"visual.{k}": v for k, v in clip.visual.state_dict().items()}, out / "clip.safetensors")
+    sync = seeded_init_(Synchformer(SynchformerConfig(width=128, depth=2, heads=2, image_size=SYNC_IMAGE_SIZE)),
+                        seed)
+    save_state_dict(sync.state_dict(), out / "synchformer.safetensors")
+
+
+def _codec_set(out: Path, work: Path, recipe: TinyRecipe, seed: int, workers: int):
+    from .tiny_codec import CodecSet
+    from .tiny_workers import codec_task, init_codec_worker, parallel_map
+    cache = work / "codec_set.pt"
+    if cache.is_file():
+        d = torch.load(cache, weights_only=True)
+        return CodecSet(d["audio"], d["visual"])
+    items = list(parallel_map(codec_task, range(recipe.codec_clips), workers=workers,
+                              initializer=init_codec_worker,
+                              initargs=(str(out), seed, recipe.codec_clip_s, max(1, 2 // workers))))
+    data = CodecSet(torch.stack([a for a, _ in items]), torch.stack([v for _, v in items]))
+    torch.save({"audio": data.audio, "visual": data.visual}, cache)
+    return data
+
+
+def _features(out: Path, work: Path, recipe: TinyRecipe, seed: int, workers: int) -> Path:
+    from ..config import CODEC_PRESETS
+    from .features import write_shard
+    from .tiny_workers import feature_task, init_feature_worker, parallel_map
+    folder = work / "features"
+    done = folder / "DONE"
+    if done.is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = CODEC_PRESETS["44k"]
+    codec = {"sample_rate": cfg.sample_rate, "hop": cfg.hop, "latent_downsample": cfg.latent_downsample}
+    batch, shard = [], 0
+    for i, rec in enumerate(parallel_map(feature_task, range(recipe.dit_clips), workers=workers,
+                                         initializer=init_feature_worker,
+                                         initargs=(str(out), str(work), seed, max(1, 2 // workers)))):
+        batch.append(rec)
+        if len(batch) == 128 or i == recipe.dit_clips - 1:
+            write_shard(batch, folder / f"synthetic_{shard:05d}.safetensors", codec=codec)
+            batch, shard = [], shard + 1
+        if (i + 1) % 50 == 0:
+            log.info("features: %d / %d clips", i + 1, recipe.dit_clips)
+    done.write_text("ok\n")
+    return folder
+
+
+# ---------------------------------------------------------------- the command
+def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, workers: int = 2) -> dict:
+    """Run every stage (skipping finished ones) -> the training summary written to OUT/training.json."""
+    from ..config import CODEC_PRESETS
+    from ..loading.state import read_state_dict, save_state_dict
+    from . import tiny_card
+    from .tiny_codec import latent_statistics, mel_reconstruction_db, train_mono2stereo, train_vae
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(2)
+    codec_cfg = CODEC_PRESETS["44k"]
+    summary_path = work / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {"timings_s": {}}
+    curves = out / "curves"
+    curves.mkdir(exist_ok=True)
+
+    def stage(name: str, fn):
+        if name in summary["timings_s"]:
+            log.info("stage %s: done earlier (%.0f s)", name, summary["timings_s"][name])
+            return None
+        t0 = time.perf_counter()
+        log.info("stage %s ...", name)
+        result = fn()
+        summary["timings_s"][name] = round(time.perf_counter() - t0, 1)
+        summary_path.write_text(json.dumps(summary, indent=1))
+        log.info("stage %s: %.0f s", name, summary["timings_s"][name])
+        return result
+
+    stage("encoders", lambda: _encoders(out, seed))
+    data = None
+
+    def codec_data():
+        nonlocal data
+        if data is None:
+            data = _codec_set(out, work, recipe, seed, workers)
+        return data
+
+    stage("codec_set", codec_data)
+
+    def vae_stage():
+        vae, _ = train_vae(codec_data(), codec_cfg, steps=recipe.vae_steps, batch_size=recipe.vae_batch,
+                              seed=seed, out=work / "vae")
+        save_state_dict({k: v.detach() for k, v in vae.state_dict().items()}, out / "vae.safetensors")
+        mean, std = latent_statistics(vae, codec_data(), codec_cfg)
+        save_state_dict({"mean": mean, "std": std}, work / "latent_stats.safetensors")
+        summary["vae_l1_db_train"] = round(mel_reconstruction_db(vae, codec_data(), codec_cfg), 3)
+        shutil.copyfile(work / "vae" / "metrics.csv", curves / "vae.csv")
+
+    stage("vae", vae_stage)
+
+    def m2s_stage():
+        from ..encoders import ClipVisionEncoder
+        dim = ClipVisionEncoder.tiny(seed).dim
+        model, rows = train_mono2stereo(codec_data(), codec_cfg, steps=recipe.m2s_steps,
+                                        batch_size=recipe.m2s_batch, seed=seed, visual_dim=dim)
+        save_state_dict({k: v.detach() for k, v in model.state_dict().items()}, out / "mono2stereo.safetensors")
+        tiny_card.write_curve(curves / "mono2stereo.csv", rows)
+
+    stage("mono2stereo", m2s_stage)
+    data = None  # the codec set is not needed any more
+    features = work / "features"
+    stage("features", lambda: _features(out, work, recipe, seed, workers))
+
+    def dit_stage():
+        from .tiny_dit import train_dit
+        train_dit(out, work, features, steps=recipe.dit_steps, batch_size=recipe.dit_batch, lr=recipe.dit_lr,
+                  ema_decay=recipe.ema_decay, p_drop_video=recipe.p_drop_video, p_drop_text=recipe.p_drop_text,
+                  seed=seed, stats=read_state_dict(work / "latent_stats.safetensors"))
+        shutil.copyfile(work / "dit" / "metrics.csv", curves / "dit.csv")  # every logged step, resumes included
+
+    stage("dit", dit_stage)
+    manifest = {"name": "kf-tiny", "components": {
+        "dit": "dit.safetensors", "vae": "vae.safetensors", "mono2stereo": "mono2stereo.safetensors",
+        "vocoder": None, "text_encoder": "t5.safetensors", "clip": "clip.safetensors",
+        "synchformer": "synchformer.safetensors"},
+        "codec": "44k", "clip_model": "kf-tiny-clip", "text_encoder_kind": "t5", "text_tokenizer": "byt5"}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    summary.update(recipe=dataclasses.asdict(recipe), seed=seed, workers=workers,
+                   total_s=round(sum(summary["timings_s"].values()), 1),
+                   machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
+                   torch=torch.__version__, threads=torch.get_num_threads())
+    (out / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
+    summary_path.write_text(json.dumps(summary, indent=1))
+    tiny_card.write_model_card(out)
+    return summary
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, type=Path, help="model folder to write (manifest + weights + card)")
+    p.add_argument("--work", type=Path, default=None,
+                   help="scratch folder for checkpoints, features and caches (default OUT/.work); "
+                        "re-running with the same folder resumes")
+    p.add_argument("--recipe", choices=sorted(RECIPES), default="full",
+                   help="full: the shipped kf-tiny (about an hour on 2 CPU cores); smoke: minutes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="processes that generate and encode clips")
+    p.add_argument("--card-only", action="store_true",
+                   help="only rewrite OUT/MODEL_CARD.md (e.g. after eval results were added to OUT)")
+    p.add_argument("--keep-work", action="store_true", help="keep the scratch folder after success")
+
+
+def main(args) -> int:
+    from . import tiny_card
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.card_only:
+        print(tiny_card.write_model_card(args.out))
+        return 0
+    work = args.work or (args.out / ".work")
+    summary = train_tiny(args.out, work, RECIPES[args.recipe], seed=args.seed, workers=args.workers)
+    if not args.keep_work and args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"kf-tiny ({args.recipe}) written to {args.out} in {summary['total_s']:.0f} s: "
+          + ", ".join(f"{k} {v:.0f} s" for k, v in summary["timings_s"].items()))
+    return 0
