@@ -1,0 +1,106 @@
+"""The train-tiny recipe's own pieces: bucketed batch order, mono mel convention, clip lengths, extractor, card."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from kf_core.codec.mel import MelSpectrogram
+from kf_core.config import CODEC_PRESETS, SeqConfig
+from kf_core.train.extract import MonoLogMel, make_extractor, synthetic_clip
+from kf_core.train.tiny import RECIPES, TinyRecipe
+from kf_core.train.tiny_card import write_curve, write_model_card
+from kf_core.train.tiny_dit import BucketedOrder, tiny_dit_config
+from kf_core.train.tiny_workers import clip_duration
+
+CFG = CODEC_PRESETS["44k"]
+
+
+def test_bucketed_order_covers_every_clip_once_per_epoch_with_similar_lengths():
+    lengths = list(torch.randint(80, 520, (96,), generator=torch.Generator().manual_seed(0)).tolist())
+    order = BucketedOrder(lengths, 8, seed=3, pool=4)
+    epoch = [order.next_indices() for _ in range(order.per_epoch)]
+    assert sorted(i for b in epoch for i in b) == list(range(96))
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in epoch) / len(epoch)
+    random_spread = 0.8 * (520 - 80)  # the expected range of 8 uniform draws is 7/9 of the interval
+    assert spread < 0.5 * random_spread
+    assert order.next_indices() != epoch[0] or order.epoch == 1  # a new epoch reshuffles
+
+
+def test_bucketed_order_resumes_exactly():
+    lengths = list(range(40, 140))
+    a = BucketedOrder(lengths, 6, seed=1)
+    for _ in range(23):
+        a.next_indices()
+    b = BucketedOrder(lengths, 6, seed=1)
+    b.load_state_dict(a.state_dict())
+    assert [a.next_indices() for _ in range(30)] == [b.next_indices() for _ in range(30)]
+    with pytest.raises(ValueError, match="same features"):
+        BucketedOrder(lengths[:50], 6).load_state_dict(a.state_dict())
+    with pytest.raises(ValueError, match="cannot fill one batch"):
+        BucketedOrder([10, 20], 6)
+
+
+def test_mono_mel_of_stereo_is_the_linear_mel_mean():
+    mel = MelSpectrogram(CFG)
+    g = torch.Generator().manual_seed(0)
+    left, right = torch.randn(2, 1, 8192, generator=g) * 0.1
+    mono = MonoLogMel(mel)
+    same = mono(torch.stack([left, left], 1))
+    assert torch.allclose(same, mel(left), atol=1e-5)
+    mixed = mono(torch.stack([left, right], 1)).exp()
+    assert torch.allclose(mixed, (mel(left).exp() + mel(right).exp()) / 2, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match=r"\[B, 1\|2, T\]"):
+        mono(torch.zeros(1, 3, 8192))
+
+
+def test_clip_lengths_stay_in_the_trained_range():
+    d = [clip_duration(i, 0) for i in range(400)]
+    assert min(d) >= 2.0 and max(d) <= 12.0
+    short = sum(x < 6.0 for x in d) / len(d)
+    assert 0.6 < short < 0.8
+    assert d == [clip_duration(i, 0) for i in range(400)]
+
+
+def test_synthetic_clip_features_have_the_pipeline_lengths():
+    from kf_core.codec.mel_vae import MEL_VAE_PRESETS, MelVAE
+    from kf_core.encoders import ClipVisionEncoder, Synchformer, SynchformerConfig, T5TextEncoder
+    from kf_core.encoders.seeded import seeded_init_
+    sync = seeded_init_(Synchformer(SynchformerConfig(width=128, depth=2, heads=2, image_size=32)), 0).eval()
+    clip_enc = ClipVisionEncoder.tiny(0)
+    vae = MelVAE(MEL_VAE_PRESETS["tiny"]).eval()
+    ex = make_extractor(vae=vae, codec_cfg=CFG, latent_mean=torch.zeros(16), latent_std=torch.full((16,), 2.0),
+                        clip=clip_enc, sync=sync, text=T5TextEncoder.tiny(0))
+    clip = synthetic_clip(0, seed=0, visual_size=ex.visual_size, sync_size=ex.sync_size, duration=2.3)
+    rec = ex.record(clip)
+    seq = SeqConfig(2.3)
+    assert rec.latent_mean.shape == (seq.latent_len, 16) and rec.latent_std.shape == (seq.latent_len, 16)
+    assert rec.visual.shape == (seq.visual_len, 128) and rec.sync.shape == (seq.sync_len, 128)
+    assert rec.text.shape == (77, 128) and rec.text_mask.sum() == min(len(clip.caption.encode()) + 1, 77)  # bytes + EOS
+    assert rec.duration == pytest.approx(2.3)
+    # normalisation divides by latent_std: std of N(m, s²)/2 is s/2
+    post = vae.encode(MonoLogMel(MelSpectrogram(CFG))(clip.wave[None]))
+    assert torch.allclose(rec.latent_std, (0.5 * post.logvar).exp()[0].T / 2, atol=1e-6)
+
+
+def test_recipes_validate_and_dit_config_is_the_tiny_preset_with_pointwise_mlps():
+    assert RECIPES["full"].dit_steps > RECIPES["smoke"].dit_steps
+    with pytest.raises(ValueError, match="must be positive"):
+        TinyRecipe("bad", codec_clips=0, codec_clip_s=2.0, vae_steps=1, vae_batch=1, m2s_steps=1, m2s_batch=1,
+                   dit_clips=1, dit_steps=1, dit_batch=1)
+    cfg = tiny_dit_config()
+    assert (cfg.hidden_dim, cfg.num_joint, cfg.num_single, cfg.latent_dim) == (128, 2, 2, 16)
+    assert cfg.audio_kernel == 1 and cfg.visual_kernel == 1
+
+
+def test_model_card_needs_a_finished_run_and_reports_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train-tiny"):
+        write_model_card(tmp_path)
+    (tmp_path / "curves").mkdir()
+    write_curve(tmp_path / "curves" / "dit.csv", [{"step": s, "loss": 2.0 / s} for s in range(10, 110, 10)])
+    run = {"recipe": dict(vars(RECIPES["smoke"])), "seed": 0, "workers": 2, "total_s": 120.0,
+           "timings_s": {"vae": 60.0, "dit": 60.0}, "machine": "x86_64", "torch": "2", "threads": 2}
+    (tmp_path / "training.json").write_text(json.dumps(run))
+    text = write_model_card(tmp_path).read_text()
+    assert "--recipe smoke --seed 0" in text and "2 → 0.02" in text and "over 100 steps" in text
