@@ -29,3 +29,23 @@ def mmaudio_fixtures() -> Path:
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    """A folder for the random-weight kf-tiny test double (written once per test module)."""
+    return tmp_path_factory.mktemp("kf-tiny-random")
+
+
+@pytest.fixture
+def comfy(tmp_path, monkeypatch, tiny_folder):
+    """Plain-Python ComfyUI stand-in: models/input/output folders in tmp_path and the bundled
+    kf-tiny replaced by the random-weight test double. Returns {"models"|"input"|"output": Path}."""
+    from nodes import _comfy
+    from workflow_runner import use_random_tiny
+    use_random_tiny(monkeypatch, tiny_folder)
+    dirs = {k: tmp_path / k for k in ("models", "input", "output")}
+    for d in dirs.values():
+        d.mkdir()
+    monkeypatch.setattr(_comfy, "_plain", dict(dirs))
+    return dirs

@@ -16,24 +16,8 @@ from nodes.codec import KlingFoleyVocoder
 from nodes.mux import KlingFoleyMuxAudio
 from nodes.preview import KlingFoleySpectrogram
 from nodes.video import KlingFoleyLoadVideo
-from workflow_runner import use_random_tiny
 
 B = _comfy.BUNDLED
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    return tmp_path_factory.mktemp("kf-tiny-random")
-
-
-@pytest.fixture
-def comfy(tmp_path, monkeypatch, tiny_folder):
-    use_random_tiny(monkeypatch, tiny_folder)
-    dirs = {k: tmp_path / k for k in ("models", "input", "output")}
-    for d in dirs.values():
-        d.mkdir()
-    monkeypatch.setattr(_comfy, "_plain", dict(dirs))
-    return dirs
 
 
 class LazyInfo(Mapping):

@@ -12,27 +12,12 @@ import torch
 
 from media import make_video
 from nodes import _comfy
-from workflow_runner import run_workflow, use_random_tiny
+from workflow_runner import run_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "workflows"
 FAST = {"steps": 2}
 SECONDS = 1.0
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    return tmp_path_factory.mktemp("kf-tiny-random")
-
-
-@pytest.fixture
-def comfy(tmp_path, monkeypatch, tiny_folder):
-    use_random_tiny(monkeypatch, tiny_folder)
-    dirs = {k: tmp_path / k for k in ("models", "input", "output")}
-    for d in dirs.values():
-        d.mkdir()
-    monkeypatch.setattr(_comfy, "_plain", dict(dirs))
-    return dirs
 
 
 def _files(folder: Path) -> list[Path]:
