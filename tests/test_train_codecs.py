@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kf_core.train.stereo import StereoTrainConfig, StereoTrainer, stereo_targets
+from kf_core.train.stereo import StereoTrainConfig, StereoTrainer, mono_and_channels
 from kf_core.train.vocoder import VocoderTrainConfig, VocoderTrainer, multi_resolution_stft_loss
 from test_train_vae import HOP, M, mel_fn
 
@@ -23,7 +23,7 @@ class StandInPan(nn.Module):
 
 def test_stereo_targets_mix_in_linear_domain():
     wave = torch.randn(2, 2, HOP * 8)
-    mono, lr = stereo_targets(wave, mel_fn)
+    mono, lr = mono_and_channels(wave, mel_fn)
     assert torch.allclose(mono.exp(), lr.exp().mean(1).clamp_min(1e-5), rtol=1e-5)
 
 

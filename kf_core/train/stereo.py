@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as Fn
 from torch import nn
 
+from ..codec.mono2stereo import pan_targets
 from .checkpoint import rng_state, set_rng_state
 from .clips import ClipBatches
 
-__all__ = ["StereoTrainConfig", "StereoTrainer", "stereo_targets"]
+__all__ = ["StereoTrainConfig", "StereoTrainer", "mono_and_channels"]
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,11 @@ class StereoTrainConfig:
         return dataclasses.asdict(self)
 
 
-def stereo_targets(wave: torch.Tensor, mel_fn, log: str = "ln", floor: float = 1e-5):
-    """Stereo waves [B, 2, T] -> (mono log-mel [B, M, F], left/right log-mels [B, 2, M, F])."""
-    b = wave.shape[0]
-    lr = mel_fn(wave.flatten(0, 1))                         # 2B M F
-    lr = lr.unflatten(0, (b, 2))                            # B 2 M F
-    lin = lr.exp() if log == "ln" else torch.pow(10.0, lr)
-    mono_lin = lin.mean(1).clamp_min(floor)                 # B M F
-    mono = mono_lin.log() if log == "ln" else mono_lin.log10()
+def mono_and_channels(wave: torch.Tensor, mel_fn, log: str = "ln", floor: float = 1e-5):
+    """Stereo waves [B, 2, T] -> (mono log-mel [B, M, F] mixed in the linear domain, the channel
+    log-mels [B, 2, M, F]) — the Mono2Stereo input and target (`codec.mono2stereo.pan_targets`)."""
+    lr = mel_fn(wave.flatten(0, 1)).unflatten(0, (wave.shape[0], 2))   # B 2 M F
+    mono, _ = pan_targets(lr[:, 0], lr[:, 1], log, floor)              # B M F
     return mono, lr
 
 
@@ -65,7 +63,7 @@ class StereoTrainer:
         if wave.dim() != 3 or wave.shape[1] != 2:
             raise ValueError(f"Mono2Stereo training needs stereo clips [2, T], got a batch of {tuple(wave.shape)}")
         with torch.no_grad():
-            mono, target = stereo_targets(wave, self.mel_fn, self.log)
+            mono, target = mono_and_channels(wave, self.mel_fn, self.log)
         pred = self.model(mono)                                 # B 2 M F
         loss = Fn.l1_loss(pred, target)
         self.opt.zero_grad(set_to_none=True)
