@@ -66,7 +66,7 @@ class TinyRecipe:
 
 
 RECIPES: dict[str, TinyRecipe] = {
-    "full": TinyRecipe("full", codec_clips=320, codec_clip_s=2.0, vae_steps=1200, vae_batch=16,
+    "full": TinyRecipe("full", codec_clips=320, codec_clip_s=2.0, vae_steps=3000, vae_batch=16,
                        m2s_steps=600, m2s_batch=16, dit_clips=720, dit_steps=3600, dit_batch=12),
     "smoke": TinyRecipe("smoke", codec_clips=24, codec_clip_s=2.0, vae_steps=40, vae_batch=8,
                         m2s_steps=30, m2s_batch=8, dit_clips=24, dit_steps=60, dit_batch=8),

@@ -1,8 +1,8 @@
 """kf-tiny's model card and training curves, written from what the run and the evaluations recorded.
 
 `write_model_card(folder)` reads OUT/training.json (the run), OUT/curves/*.csv (losses) and, when
-present, OUT/eval_synthetic.json / OUT/eval_codec.json / OUT/eval_rtf.json (written by the eval
-commands), so every number in the card comes from a file beside it.
+present, OUT/eval_synthetic.json / OUT/eval_codec.json / OUT/eval_codec_gl.json / OUT/eval_rtf.json
+(written by the eval commands), so every number in the card comes from a file beside it.
 """
 from __future__ import annotations
 
@@ -118,16 +118,25 @@ def write_model_card(folder: Path) -> Path:
                   "CFG 4.5; `eval_synthetic.json`):", ""] + _synthetic_table(ev)
         lines += ["", "Targets: onset F1@50 ms ≥ 0.8, DeSync ≤ 0.1 s, class accuracy ≥ 0.9 (video and text only), "
                   "stereo correlation ≥ 0.8.", ""]
-    codec = _load(folder / "eval_codec.json")
-    if codec is not None:
-        lines += ["Codec (`python -m kf_core eval codec`, `eval_codec.json`):", "", "```",
-                  json.dumps(codec, indent=1), "```", ""]
+    codec_rows = [(name, _load(folder / f)) for name, f in (("kf-tiny codec (Mel-VAE → Griffin-Lim)", "eval_codec.json"),
+                                                            ("Griffin-Lim alone (mel → GL bound)", "eval_codec_gl.json"))]
+    codec_rows = [(n, c) for n, c in codec_rows if c is not None]
+    if codec_rows:
+        keys = [k for k in ("pesq", "si_sdr", "sdr", "lsd", "mcd", "mel_loss", "stft_loss", "rtf")
+                if any(c["mean"].get(k) is not None for _, c in codec_rows)]
+        lines += ["Codec reconstruction (`python -m kf_core eval codec`, Table 3 metrics, mean over "
+                  f"{len(codec_rows[0][1]['files'])} held-out synthetic clips; `eval_codec*.json`):", "",
+                  "| codec | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for name, c in codec_rows:
+            vals = [c["mean"].get(k) for k in keys]
+            lines.append(f"| {name} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in vals) + " |")
+        lines += ["", "Higher is better for PESQ, SI-SDR, SDR; lower for LSD, MCD, mel and STFT loss.", ""]
     rtf = _load(folder / "eval_rtf.json")
     if rtf is not None:
         lines += [f"End-to-end real-time factor: {rtf['rtf']:.3f} for a {rtf['duration']:g} s clip at "
                   f"{rtf['steps']} steps ({rtf['seconds']:.2f} s, {rtf['threads']} threads, all stages incl. "
                   f"encoders; {rtf.get('note', '')}).", ""]
-    if ev is None and codec is None:
+    if ev is None and not codec_rows:
         lines += ["No evaluation results are in this folder yet.", ""]
     lines += ["## Limits", "",
               "Synthetic sounds only; random (untrained) encoders, so conditioning beyond the synthetic world is "
