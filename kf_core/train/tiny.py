@@ -223,6 +223,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="full: the shipped kf-tiny (about an hour on 2 CPU cores); smoke: minutes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="processes that generate and encode clips")
+    p.add_argument("--dit-steps", type=int, default=None,
+                   help="override the recipe's DiT steps (the learning-rate schedule does not depend on it, "
+                        "so N steps equal the first N of a longer run)")
     p.add_argument("--card-only", action="store_true",
                    help="only rewrite OUT/MODEL_CARD.md (e.g. after eval results were added to OUT)")
     p.add_argument("--keep-work", action="store_true", help="keep the scratch folder after success")
@@ -235,7 +238,10 @@ def main(args) -> int:
         print(tiny_card.write_model_card(args.out))
         return 0
     work = args.work or (args.out / ".work")
-    summary = train_tiny(args.out, work, RECIPES[args.recipe], seed=args.seed, workers=args.workers)
+    recipe = RECIPES[args.recipe]
+    if args.dit_steps is not None:
+        recipe = dataclasses.replace(recipe, dit_steps=args.dit_steps)
+    summary = train_tiny(args.out, work, recipe, seed=args.seed, workers=args.workers)
     if not args.keep_work and args.work is None:
         shutil.rmtree(work, ignore_errors=True)
     print(f"kf-tiny ({args.recipe}) written to {args.out} in {summary['total_s']:.0f} s: "

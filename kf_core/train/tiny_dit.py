@@ -103,7 +103,9 @@ def train_dit(out: Path, work: Path, features: Path, *, steps: int, batch_size: 
     model = build_model(tiny_dit_config())
     cfg = FlowTrainConfig(batch_size=batch_size, lr=lr, ema_decay=ema_decay, p_drop_video=p_drop_video,
                           p_drop_text=p_drop_text, seed=seed,
-                          schedule=InverseLRConfig(gamma_inv=max(steps / 3, 1.0), power=1.0, warmup=0.99))
+                          # eq. 8 with constants independent of the run length, so a run of N steps is
+                          # exactly the first N steps of a longer one (LR 1e-3 -> 1/4 of it at 3600)
+                          schedule=InverseLRConfig(gamma_inv=1200.0, power=1.0, warmup=0.99))
     trainer = FlowTrainer(model, cfg, data, codec=data.codec)
     trainer.order = BucketedOrder([data[i].latent_mean.shape[0] for i in range(len(data))], batch_size, seed=seed)
     opts = RunOptions(work / "dit", steps=steps, log_every=10, ckpt_every=250, progress=False,
