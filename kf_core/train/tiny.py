@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import platform
 import shutil
 import time
@@ -206,12 +207,22 @@ def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, work
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     summary.update(recipe=dataclasses.asdict(recipe), seed=seed, workers=workers,
                    total_s=round(sum(summary["timings_s"].values()), 1),
-                   machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
+                   machine=_machine(),
                    torch=torch.__version__, threads=torch.get_num_threads())
     (out / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
     summary_path.write_text(json.dumps(summary, indent=1))
     tiny_card.write_model_card(out)
     return summary
+
+
+def _machine() -> str:
+    """'x86_64, 2 CPUs (AMD EPYC)' from the platform and /proc/cpuinfo when it exists."""
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
+                      if ln.startswith("model name")), "")
+    return f"{platform.machine()}, {os.cpu_count()} CPUs" + (f" ({model})" if model else "")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

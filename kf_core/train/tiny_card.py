@@ -65,6 +65,12 @@ def _synthetic_table(ev: dict) -> list[str]:
     return lines
 
 
+def _overrides(recipe: dict) -> str:
+    from .tiny import RECIPES
+    base = RECIPES.get(recipe["name"])
+    return f" --dit-steps {recipe['dit_steps']}" if base and base.dit_steps != recipe["dit_steps"] else ""
+
+
 def write_model_card(folder: Path) -> Path:
     """Folder of a trained kf-tiny -> MODEL_CARD.md (overwritten) built from the files in it."""
     folder = Path(folder)
@@ -83,7 +89,7 @@ def write_model_card(folder: Path) -> Path:
         "not for real-world videos.", "",
         "## How it was made", "",
         f"Command (the only one): `python -m kf_core train-tiny --out kf_core/assets/kf-tiny --recipe "
-        f"{recipe['name']} --seed {run['seed']} --workers {run['workers']}`", "",
+        f"{recipe['name']} --seed {run['seed']} --workers {run['workers']}{_overrides(recipe)}`", "",
         f"- Wall time: {run['total_s'] / 60:.1f} min in total — "
         + ", ".join(f"{k} {v / 60:.1f} min" for k, v in run["timings_s"].items()),
         f"- Machine: {run.get('machine_note') or run['machine']}, torch {run['torch']}, {run['threads']} threads",
