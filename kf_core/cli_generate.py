@@ -29,6 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shift", type=float, default=None, help="time shift for the sd3 schedule")
     p.add_argument("--cfg", type=float, default=4.5, help="classifier-free guidance scale")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--window", type=float, default=None,
+                   help="generate clips longer than this many seconds in overlapping windows "
+                        "(default: the longest clip the model takes in one pass)")
+    p.add_argument("--overlap", type=float, default=1.0, help="seconds shared by neighbouring windows")
     p.add_argument("--mono", action="store_true", help="skip Mono2Stereo")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
 
@@ -48,12 +52,14 @@ def main(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.model, device=args.device)
     with tqdm(total=args.steps, desc="sampling", unit="step") as bar:
         def progress(step, total, x, t):
+            bar.total = total  # long clips sample several windows
             bar.update(1)
         wave, sr = pipe.generate(video=args.video, prompt=args.prompt,
                                  negative_prompt=args.negative_prompt, duration=args.duration,
                                  steps=args.steps, sampler=args.sampler, schedule=args.schedule,
                                  shift=args.shift, cfg=args.cfg, seed=args.seed,
-                                 stereo=not args.mono, callback=progress)
+                                 stereo=not args.mono, window=args.window, overlap=args.overlap,
+                                 callback=progress)
     if args.audio_out is not None:
         path = write_audio(args.audio_out, wave, sr)
         print(f"audio: {path} ({wave.shape[0]} ch, {wave.shape[1] / sr:.3f} s at {sr} Hz)")

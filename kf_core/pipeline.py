@@ -62,7 +62,7 @@ class TextCondition:
 @dataclass(frozen=True)
 class VideoCondition:
     visual: torch.Tensor                  # 1 Lv Dv
-    sync: torch.Tensor                    # 1 Ls Ds
+    sync: torch.Tensor | None             # 1 Ls Ds (None: a long clip stitched from windows, for Mono2Stereo)
     duration: float
 
 
@@ -124,22 +124,22 @@ def encode_text(text_encoder: TextEncoder, prompt: str = "", negative_prompt: st
 
 
 def encode_video(encoders: VisualEncoders, clip: VideoClip, *, duration: float | None = None,
-                 check_cancel: Callable[[], None] | None = None) -> VideoCondition:
+                 start: float = 0.0, check_cancel: Callable[[], None] | None = None) -> VideoCondition:
     """VideoClip -> visual features [1,Lv,Dv] (8 fps) and sync features [1,Ls,Ds] (25 fps), taken
-    by presentation time over `duration` seconds (default: the whole video)."""
+    by presentation time over `duration` seconds from `start` (default: the whole video)."""
     from .io import frames_from_images, sample_streams, streams_for
-    duration = clip.duration if duration is None else float(duration)
-    if duration > clip.duration + 1e-3:
-        raise ValueError(f"duration {duration:.3f} s is longer than the video ({clip.duration:.3f} s); "
-                         "leave it empty to use the video's length")
+    duration = clip.duration - start if duration is None else float(duration)
+    if start < 0 or start + duration > clip.duration + 1e-3:
+        raise ValueError(f"{start:.3f} s + {duration:.3f} s reaches past the end of the video "
+                         f"({clip.duration:.3f} s); leave the duration empty to use the video's length")
     seq = SeqConfig(duration)
     streams = streams_for(seq, visual_size=encoders.visual_input_size, sync_size=encoders.sync_input_size)
     if clip.path is not None:
-        frames = sample_streams(clip.path, streams, duration=duration, check_cancel=check_cancel)
+        frames = sample_streams(clip.path, streams, duration=duration, start=start, check_cancel=check_cancel)
     else:
         frames = {name: frames_from_images(clip.images, clip.fps if clip.timestamps is None else None,
                                            spec.fps, size=spec.size, mode=spec.mode, count=spec.count,
-                                           duration=duration, timestamps=clip.timestamps,
+                                           duration=duration, start=start, timestamps=clip.timestamps,
                                            min_count=spec.min_count)
                   for name, spec in streams.items()}
     if check_cancel is not None:
@@ -170,11 +170,14 @@ def _expand(x: torch.Tensor | None, b: int) -> torch.Tensor | None:
 def sample_latents(dit: DiT, *, text: TextCondition | None = None, video: VideoCondition | None = None,
                    duration: float | None = None, steps: int = 20, sampler: str = "euler",
                    schedule: str = "uniform", cfg: float = 4.5, shift: float | None = None, seed: int = 0,
-                   batch_size: int = 1, callback=None) -> Latents:
+                   batch_size: int = 1, callback=None, seconds_start: float = 0.0,
+                   seconds_total: float | None = None, noise: torch.Tensor | None = None) -> Latents:
     """Conditions -> audio latents [B,La,C] by flow matching from seeded Gaussian noise.
 
     The duration is the video's; without a video it is `duration` (default 8 s). The noise is
-    drawn on the CPU from `seed` so every device starts from the same noise.
+    drawn on the CPU from `seed` so every device starts from the same noise (or given as `noise`
+    [B,La,C]). `seconds_start`/`seconds_total` place this clip inside a longer one (the duration
+    embeddings, paper §4.2; long-form windows use them).
     """
     from .sampling import cfg_velocity, get_sampler, get_schedule
     if batch_size < 1:
@@ -199,12 +202,19 @@ def sample_latents(dit: DiT, *, text: TextCondition | None = None, video: VideoC
     if not mcfg.text_attention_mask:
         t_mask = None
     with torch.inference_mode():
-        cond = model.prepare(seq=seq, visual=vis, sync=syn, text=t_feats, text_mask=t_mask, batch_size=b)
+        when = dict(seconds_start=seconds_start, seconds_total=seconds_total)
+        cond = model.prepare(seq=seq, visual=vis, sync=syn, text=t_feats, text_mask=t_mask, batch_size=b, **when)
         neg = _expand(text.neg_feats, b) if text is not None else None
         neg_mask = _expand(text.neg_mask, b) if (text is not None and mcfg.text_attention_mask) else None
-        uncond = model.prepare(seq=seq, text=neg, text_mask=neg_mask, batch_size=b)
+        uncond = model.prepare(seq=seq, text=neg, text_mask=neg_mask, batch_size=b, **when)
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        x0 = torch.randn((b, seq.latent_len, mcfg.latent_dim), generator=gen, dtype=torch.float32)
+        shape = (b, seq.latent_len, mcfg.latent_dim)
+        if noise is None:
+            x0 = torch.randn(shape, generator=gen, dtype=torch.float32)
+        elif tuple(noise.shape) != shape:
+            raise ValueError(f"noise must be {list(shape)} for {duration:.3f} s, got {list(noise.shape)}")
+        else:
+            x0 = noise.float()
         p = next(model.parameters())
         x0 = x0.to(device=p.device, dtype=p.dtype)
         ts = get_schedule(schedule, steps, **({} if shift is None else {"shift": shift})).to(p.device)
@@ -255,22 +265,31 @@ class FoleyPipeline:
     def generate(self, video=None, prompt: str = "", negative_prompt: str = "", duration: float | None = None,
                  steps: int = 20, sampler: str = "euler", schedule: str = "uniform", cfg: float = 4.5,
                  seed: int = 0, stereo: bool = True, *, fps: float | None = None, shift: float | None = None,
-                 batch_size: int = 1, callback=None, check_cancel=None) -> tuple[torch.Tensor, int]:
+                 batch_size: int = 1, window: float | None = None, overlap: float = 1.0, callback=None,
+                 check_cancel=None) -> tuple[torch.Tensor, int]:
         """Video (path or IMAGE [N,H,W,3] + fps, optional) and prompt -> (waveform [C,T], sample_rate).
 
         With a video the audio lasts exactly the video (or `duration`, if shorter); without one,
-        `duration` seconds (default 8). With batch_size > 1 the waveform is [B,C,T].
+        `duration` seconds (default 8). Clips longer than `window` seconds (default: the longest
+        the model takes in one pass) are generated in windows overlapping by `overlap` seconds.
+        With batch_size > 1 the waveform is [B,C,T].
         """
         c = self.components
         text = encode_text(c.text_encoder, prompt, negative_prompt)
-        vcond = None
-        if video is not None:
-            clip = open_video(video, fps)
-            vcond = encode_video(c.visual_encoders, clip, duration=duration, check_cancel=check_cancel)
-            duration = None
-        lat = sample_latents(c.dit, text=text, video=vcond, duration=duration, steps=steps, sampler=sampler,
-                             schedule=schedule, cfg=cfg, shift=shift, seed=seed, batch_size=batch_size,
-                             callback=callback)
+        clip = None if video is None else open_video(video, fps)
+        total = (clip.duration if duration is None else duration) if clip is not None else \
+            (DEFAULT_TEXT_DURATION if duration is None else duration)
+        window = window if window is not None else c.dit.max_duration
+        knobs = dict(steps=steps, sampler=sampler, schedule=schedule, cfg=cfg, shift=shift, seed=seed,
+                     batch_size=batch_size, callback=callback)
+        if window is not None and total > window + _EPS:
+            from .long_video import sample_long_latents
+            lat, vcond = sample_long_latents(c, clip=clip, text=text, duration=total, window=window,
+                                             overlap=overlap, check_cancel=check_cancel, **knobs)
+        else:
+            vcond = None if clip is None else encode_video(c.visual_encoders, clip, duration=duration,
+                                                           check_cancel=check_cancel)
+            lat = sample_latents(c.dit, text=text, video=vcond, duration=None if clip else total, **knobs)
         mel = decode_mel(c.codec, lat)
         if stereo:
             mel = to_stereo(c.codec, mel, vcond)

@@ -58,7 +58,24 @@ def test_text_only_and_batch(pipe):
 def test_bad_inputs_say_what_to_do(pipe, tmp_path):
     with pytest.raises(ValueError, match="frame rate"):
         pipe.generate(torch.rand(10, 16, 16, 3))
-    with pytest.raises(ValueError, match="longer than this model"):
-        pipe.generate(prompt="x", duration=100.0, steps=1)
+    with pytest.raises(ValueError, match="longer than this model"):  # one pass; generate() windows instead
+        sample_latents(pipe.components.dit, duration=100.0, steps=1)
     with pytest.raises(FileNotFoundError, match="model folder not found"):
         load_pipeline(tmp_path / "nothing")
+
+
+def test_long_video_is_generated_in_windows_with_exact_length(pipe):
+    steps = []
+    images = torch.rand(83, 32, 32, 3)  # 5.1875 s at 16 fps
+    wave, sr = pipe.generate(images, fps=16, steps=1, window=2.0, overlap=0.5,
+                             callback=lambda step, total, x, t: steps.append((step, total)))
+    assert wave.shape == (2, round(83 / 16 * sr)) and torch.isfinite(wave).all()
+    n_windows = steps[-1][1]
+    assert n_windows >= 3 and [s for s, _ in steps] == list(range(1, n_windows + 1))
+
+
+def test_long_text_only_and_window_shorter_than_a_sync_segment(pipe):
+    wave, sr = pipe.generate(prompt="rain", duration=3.0, steps=1, window=1.5, overlap=0.25)
+    assert wave.shape == (2, 3 * sr)
+    with pytest.raises(ValueError, match="window"):
+        pipe.generate(prompt="rain", duration=3.0, steps=1, window=0.5)

@@ -1,0 +1,29 @@
+"""`python -m kf_core generate` end to end on the random-weight kf-tiny test double."""
+from __future__ import annotations
+
+import av
+import pytest
+
+from kf_core.__main__ import main
+from media import make_video
+from tiny_model import write_random_tiny_folder
+
+
+def test_generate_writes_video_and_audio_without_overwriting(tmp_path, capsys):
+    model = write_random_tiny_folder(tmp_path / "model", vocoder=False)
+    src = make_video(tmp_path / "in.mp4", fps=24, seconds=1.25, width=64, height=48)
+    args = ["generate", "--video", str(src), "--out", str(tmp_path / "out.mp4"), "--audio-out",
+            str(tmp_path / "out.wav"), "--model", str(model), "--steps", "2", "--sampler", "heun"]
+    assert main(args) == 0
+    assert main(args) == 0
+    assert sorted(p.name for p in tmp_path.glob("out*")) == ["out.mp4", "out.wav", "out_00001.mp4",
+                                                            "out_00001.wav"]
+    with av.open(str(tmp_path / "out.mp4")) as f:
+        a = f.streams.audio[0]
+        assert a.channels == 2 and f.streams.video
+    assert "1.250 s at 44100 Hz" in capsys.readouterr().out
+
+
+def test_generate_needs_a_video_to_mux(tmp_path):
+    with pytest.raises(SystemExit, match="--video"):
+        main(["generate", "--out", str(tmp_path / "x.mp4")])
