@@ -14,7 +14,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -24,7 +24,7 @@ from .components import Components, DiT, TextEncoder, VisualEncoders, load_compo
 from .config import CODEC_PRESETS, SeqConfig
 
 __all__ = ["VideoClip", "TextCondition", "VideoCondition", "Latents", "Mel", "Audio", "open_video",
-           "encode_text", "encode_video", "sample_latents", "decode_mel", "to_stereo", "vocode",
+           "encode_text", "encode_video", "sample_latents", "sample_once", "decode_mel", "to_stereo", "vocode",
            "FoleyPipeline", "load_pipeline", "load_components", "DEFAULT_TEXT_DURATION"]
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,12 @@ class TextCondition:
 @dataclass(frozen=True)
 class VideoCondition:
     visual: torch.Tensor                  # 1 Lv Dv
-    sync: torch.Tensor | None             # 1 Ls Ds (None: a long clip stitched from windows, for Mono2Stereo)
+    sync: torch.Tensor                    # 1 Ls Ds
     duration: float
+    # the encoders and clip these came from, so a long clip can be re-encoded window by window,
+    # and those windows' conditions (cached: re-sampling with other settings re-encodes nothing)
+    source: tuple | None = field(default=None, compare=False, repr=False)
+    windows: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,7 @@ def encode_video(encoders: VisualEncoders, clip: VideoClip, *, duration: float |
     for name, spec in streams.items():
         frames[name] = _hold_last(frames[name], spec.count, name, clip)
     visual, sync = encoders.encode(frames["visual"], frames["sync"])
-    return VideoCondition(visual=visual, sync=sync, duration=duration)
+    return VideoCondition(visual=visual, sync=sync, duration=duration, source=(encoders, clip))
 
 
 def _hold_last(frames: torch.Tensor, count: int, name: str, clip: VideoClip) -> torch.Tensor:
@@ -170,16 +174,15 @@ def _expand(x: torch.Tensor | None, b: int) -> torch.Tensor | None:
 def sample_latents(dit: DiT, *, text: TextCondition | None = None, video: VideoCondition | None = None,
                    duration: float | None = None, steps: int = 20, sampler: str = "euler",
                    schedule: str = "uniform", cfg: float = 4.5, shift: float | None = None, seed: int = 0,
-                   batch_size: int = 1, callback=None, seconds_start: float = 0.0,
-                   seconds_total: float | None = None, noise: torch.Tensor | None = None) -> Latents:
+                   batch_size: int = 1, callback=None, window: float | None = None, overlap: float = 1.0,
+                   check_cancel=None) -> Latents:
     """Conditions -> audio latents [B,La,C] by flow matching from seeded Gaussian noise.
 
     The duration is the video's; without a video it is `duration` (default 8 s). The noise is
-    drawn on the CPU from `seed` so every device starts from the same noise (or given as `noise`
-    [B,La,C]). `seconds_start`/`seconds_total` place this clip inside a longer one (the duration
-    embeddings, paper §4.2; long-form windows use them).
+    drawn on the CPU from `seed` so every device starts from the same noise. Clips longer than
+    `window` seconds (default: the longest the model takes in one pass) are sampled in windows
+    overlapping by `overlap` seconds (`kf_core.long_video`).
     """
-    from .sampling import cfg_velocity, get_sampler, get_schedule
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if video is not None:
@@ -188,11 +191,31 @@ def sample_latents(dit: DiT, *, text: TextCondition | None = None, video: VideoC
                              "the video sets the duration (encode the video again with a duration to change it)")
         duration = video.duration
     duration = DEFAULT_TEXT_DURATION if duration is None else float(duration)
+    knobs = dict(steps=steps, sampler=sampler, schedule=schedule, cfg=cfg, shift=shift, seed=seed,
+                 batch_size=batch_size, callback=callback)
+    window = dit.max_duration if window is None else window
+    if window is not None and duration > window + _EPS:
+        from .long_video import sample_long_latents
+        return sample_long_latents(dit, text=text, video=video, duration=duration, window=window,
+                                   overlap=overlap, check_cancel=check_cancel, **knobs)
+    return sample_once(dit, text=text, video=video, duration=duration, **knobs)
+
+
+def sample_once(dit: DiT, *, text: TextCondition | None, video: VideoCondition | None, duration: float,
+                steps: int, sampler: str, schedule: str, cfg: float, shift: float | None, seed: int,
+                batch_size: int, callback=None, seconds_start: float = 0.0, seconds_total: float | None = None,
+                noise: torch.Tensor | None = None) -> Latents:
+    """One pass of the flow network over `duration` seconds (at most the model's limit).
+
+    `seconds_start`/`seconds_total` place this clip inside a longer one (the duration embeddings,
+    paper §4.2); `noise` [B,La,C] replaces the seeded start noise.
+    """
+    from .sampling import cfg_velocity, get_sampler, get_schedule
     model, mcfg = dit.model, dit.model.cfg
     limit = dit.max_duration
     if limit is not None and duration > limit + _EPS:
         raise ValueError(f"{duration:.2f} s is longer than this model handles in one pass ({limit:g} s); "
-                         "split the video, or use a model trained on longer clips")
+                         "sample it in windows (window=...), or use a model trained on longer clips")
     seq = SeqConfig.for_codec(duration, CODEC_PRESETS[mcfg.codec])
     b = batch_size
     vis = _expand(video.visual, b) if video is not None else None
@@ -276,20 +299,14 @@ class FoleyPipeline:
         """
         c = self.components
         text = encode_text(c.text_encoder, prompt, negative_prompt)
-        clip = None if video is None else open_video(video, fps)
-        total = (clip.duration if duration is None else duration) if clip is not None else \
-            (DEFAULT_TEXT_DURATION if duration is None else duration)
-        window = window if window is not None else c.dit.max_duration
-        knobs = dict(steps=steps, sampler=sampler, schedule=schedule, cfg=cfg, shift=shift, seed=seed,
-                     batch_size=batch_size, callback=callback)
-        if window is not None and total > window + _EPS:
-            from .long_video import sample_long_latents
-            lat, vcond = sample_long_latents(c, clip=clip, text=text, duration=total, window=window,
-                                             overlap=overlap, check_cancel=check_cancel, **knobs)
-        else:
-            vcond = None if clip is None else encode_video(c.visual_encoders, clip, duration=duration,
-                                                           check_cancel=check_cancel)
-            lat = sample_latents(c.dit, text=text, video=vcond, duration=None if clip else total, **knobs)
+        vcond = None
+        if video is not None:
+            vcond = encode_video(c.visual_encoders, open_video(video, fps), duration=duration,
+                                 check_cancel=check_cancel)
+            duration = None
+        lat = sample_latents(c.dit, text=text, video=vcond, duration=duration, steps=steps, sampler=sampler,
+                             schedule=schedule, cfg=cfg, shift=shift, seed=seed, batch_size=batch_size,
+                             callback=callback, window=window, overlap=overlap, check_cancel=check_cancel)
         mel = decode_mel(c.codec, lat)
         if stereo:
             mel = to_stereo(c.codec, mel, vcond)

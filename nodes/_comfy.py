@@ -249,7 +249,7 @@ def progress(total: int):
     def callback(step, total_, x=None, t=None):
         check_cancel()
         if bar is not None:
-            bar.update_absolute(min(step + 1, total_), total_)
+            bar.update_absolute(min(step, total_), total_)  # samplers count steps from 1
     return callback
 
 

@@ -46,16 +46,20 @@ class KlingFoleySampler:
                 "text_cond": ("KLINGFOLEY_TEXT_COND", {"tooltip": "From Text Encode. None = no prompt."}),
                 "video_cond": ("KLINGFOLEY_VIDEO_COND", {"tooltip": "From MetaCLIP/Synchformer Encode. None = "
                                                                     "text-to-audio."}),
+                "window": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 600.0, "step": 0.5,
+                                     "tooltip": "Longer clips are generated in overlapping windows of this many "
+                                                "seconds, crossfaded. 0 = the longest the model takes at once."}),
             },
         }
 
     def sample(self, model, seed, steps, cfg, sampler, schedule, duration, shift, batch_size,
-               text_cond=None, video_cond=None):
+               text_cond=None, video_cond=None, window=0.0):
         from kf_core.pipeline import sample_latents
         with _comfy.on_device(model.model):
             lat = sample_latents(model, text=text_cond, video=video_cond, duration=duration or None, steps=steps,
                                  sampler=sampler, schedule=schedule, cfg=cfg, shift=shift or None, seed=seed,
-                                 batch_size=batch_size, callback=_comfy.progress(steps))
+                                 batch_size=batch_size, callback=_comfy.progress(steps), window=window or None,
+                                 check_cancel=_comfy.check_cancel)
         return (lat,)
 
 

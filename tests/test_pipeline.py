@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kf_core.pipeline import (encode_text, encode_video, load_pipeline, open_video, sample_latents,
-                              decode_mel, to_stereo, vocode)
+from kf_core.pipeline import (decode_mel, encode_text, encode_video, load_pipeline, open_video, sample_latents,
+                              sample_once, to_stereo, vocode)
 from media import make_video
 from tiny_model import write_random_tiny_folder
 
@@ -58,8 +58,9 @@ def test_text_only_and_batch(pipe):
 def test_bad_inputs_say_what_to_do(pipe, tmp_path):
     with pytest.raises(ValueError, match="frame rate"):
         pipe.generate(torch.rand(10, 16, 16, 3))
-    with pytest.raises(ValueError, match="longer than this model"):  # one pass; generate() windows instead
-        sample_latents(pipe.components.dit, duration=100.0, steps=1)
+    with pytest.raises(ValueError, match="longer than this model"):  # one pass; sample_latents windows instead
+        sample_once(pipe.components.dit, text=None, video=None, duration=100.0, steps=1, sampler="euler",
+                    schedule="uniform", cfg=1.0, shift=None, seed=0, batch_size=1)
     with pytest.raises(FileNotFoundError, match="model folder not found"):
         load_pipeline(tmp_path / "nothing")
 
@@ -79,3 +80,14 @@ def test_long_text_only_and_window_shorter_than_a_sync_segment(pipe):
     assert wave.shape == (2, 3 * sr)
     with pytest.raises(ValueError, match="window"):
         pipe.generate(prompt="rain", duration=3.0, steps=1, window=0.5)
+
+
+def test_long_clip_windows_are_encoded_once_and_cached(pipe):
+    c = pipe.components
+    video = encode_video(c.visual_encoders, open_video(torch.rand(48, 32, 32, 3), fps=16))  # 3 s
+    a = sample_latents(c.dit, video=video, steps=1, window=1.5, overlap=0.25, seed=1)
+    cached = dict(video.windows)
+    assert len(cached) >= 2 and all(w.duration <= 1.5 for w in cached.values())
+    b = sample_latents(c.dit, video=video, steps=1, window=1.5, overlap=0.25, seed=1)
+    assert torch.equal(a.z, b.z) and video.windows == cached  # same windows, nothing re-encoded
+    assert a.z.shape == (1, a.seq.latent_len, 16) and a.seq.duration == 3.0
