@@ -13,9 +13,10 @@ memory and an estimated FLOP count per call so utilisation can be computed:
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+
+from .benchutil import Timer, add_device_arguments, describe_peak_memory, reset_peak_memory, resolve_device, time_call
 
 __all__ = ["add_arguments", "main", "velocity_flops"]
 
@@ -24,8 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="kf-tiny", help="model preset (default kf-tiny)")
     p.add_argument("--duration", type=float, default=10.0, help="clip length in seconds")
     p.add_argument("--steps", type=int, default=20, help="Euler steps (paper: dt = 0.05 -> 20)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    add_device_arguments(p)
     p.add_argument("--text-tokens", type=int, default=20, help="real text tokens in the prompt")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
 
@@ -55,10 +55,11 @@ def velocity_flops(cfg, la: int, lv: int, lt: int) -> int:
 def main(args: argparse.Namespace) -> int:
     from ..config import SeqConfig
     from ..model import PRESETS, build_model
+    from ..sampling import cfg_velocity, get_schedule, sample_euler
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    dev, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    dev, dtype = resolve_device(args.device, args.dtype)
     cfg = PRESETS[args.preset]
     seq = SeqConfig(args.duration)
     model = build_model(cfg, device=dev, dtype=dtype).eval()
@@ -68,45 +69,23 @@ def main(args: argparse.Namespace) -> int:
                  sync=torch.randn(1, seq.sync_len, cfg.sync_dim, generator=g),
                  text=torch.randn(1, lt, cfg.text_dim, generator=g))
     conds = {k: v.to(dev, dtype) for k, v in conds.items()}
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-
-    def sync():
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-
+    reset_peak_memory(dev)
     with torch.inference_mode():
         both = type(model.prepare(seq=seq)).cat([model.prepare(seq=seq, **conds), model.prepare(seq=seq)])
         x = torch.randn(2, seq.latent_len, cfg.latent_dim, generator=g).to(dev, dtype)
-        for _ in range(2):                                              # warm-up
-            model.velocity(x, torch.full((2,), 0.5, device=dev), both)
-        sync()
-        n = max(3, args.steps // 2)
-        t1 = time.perf_counter()
-        for _ in range(n):
-            model.velocity(x, torch.full((2,), 0.5, device=dev), both)
-        sync()
-        per_call = (time.perf_counter() - t1) / n
+        t_half = torch.full((2,), 0.5, device=dev)
+        per_call = time_call(lambda: model.velocity(x, t_half, both), dev, repeats=max(3, args.steps // 2),
+                             warmup=2).mean
 
-        t2 = time.perf_counter()
-        cond = model.prepare(seq=seq, **conds)
-        uncond = model.prepare(seq=seq)
-        both = type(cond).cat([cond, uncond])
-        z = torch.randn(1, seq.latent_len, cfg.latent_dim, generator=g).to(dev, dtype)
-        ts = torch.linspace(0, 1, args.steps + 1, device=dev)
-        for k in range(args.steps):                                     # Euler + CFG 4.5, batched
-            v = model.velocity(torch.cat([z, z]), ts[k].expand(2), both)
-            z = z + (ts[k + 1] - ts[k]) * (4.5 * v[:1] + (1 - 4.5) * v[1:])
-        sync()
-        total = time.perf_counter() - t2
+        with Timer(dev) as timer:
+            fn = cfg_velocity(model, model.prepare(seq=seq, **conds), model.prepare(seq=seq), 4.5)
+            z = torch.randn(1, seq.latent_len, cfg.latent_dim, generator=g).to(dev, dtype)
+            sample_euler(fn, z, get_schedule("uniform", args.steps).to(dev))  # one batched CFG forward a step
+    total = timer.seconds
 
     flops = 2 * velocity_flops(cfg, seq.latent_len, seq.visual_len, lt)  # batch 2 (CFG)
     params = sum(p.numel() for p in model.parameters())
-    if dev.type == "cuda":
-        peak = f"{torch.cuda.max_memory_allocated(dev) / 2**20:.1f} MiB (CUDA allocated)"
-    else:
-        import resource
-        peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB (process max RSS)"
+    peak = describe_peak_memory(dev)
     print(f"preset {cfg.name}: {params / 1e6:.2f} M params, D={cfg.hidden_dim}, "
           f"{cfg.num_joint} joint + {cfg.num_single} single blocks; {dev} {args.dtype}, "
           f"{torch.get_num_threads()} threads")

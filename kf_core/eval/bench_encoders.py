@@ -9,29 +9,19 @@ they are timed only with `--real-clip` on an accelerator (one frame costs ~1 TFL
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import torch
 
-__all__ = ["add_arguments", "main", "time_call"]
+from .benchutil import time_call
+
+__all__ = ["add_arguments", "main"]
 
 
-def time_call(fn: Callable[[], object], device: torch.device, repeat: int) -> float:
+def _ms(fn: Callable[[], object], device: torch.device, repeat: int) -> float:
     """Median wall time in ms of `fn()` over `repeat` runs after one warm-up."""
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
     with torch.no_grad():
-        fn()
-        sync()
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            times.append((time.perf_counter() - t0) * 1000)
-    return sorted(times)[len(times) // 2]
+        return time_call(fn, device, repeats=repeat, warmup=1).median * 1000
 
 
 def _params(module: torch.nn.Module) -> float:
@@ -40,13 +30,13 @@ def _params(module: torch.nn.Module) -> float:
 
 def _bench_visual(enc, device, repeat, rows, label, fps=8):
     frames = torch.rand(fps, 3, 256, 256, device=device)  # one second of frames, resized inside
-    ms = time_call(lambda: enc.encode_frames(frames), device, repeat)
+    ms = _ms(lambda: enc.encode_frames(frames), device, repeat)
     rows.append((label, "visual", device.type, _params(enc), f"{ms:9.1f} ms / s video ({fps} frames)"))
 
 
 def _bench_sync(model, device, repeat, rows, label, frames: int):
     x = torch.rand(1, frames, 3, 224, 224, device=device) * 2 - 1
-    ms = time_call(lambda: model.encode_video(x), device, repeat)
+    ms = _ms(lambda: model.encode_video(x), device, repeat)
     segs = model.cfg.segments(frames)
     per_second = ms / segs * 25 / model.cfg.segment_stride  # long videos: 25/8 segments per second
     rows.append((label, "sync", device.type, _params(model),
@@ -55,7 +45,7 @@ def _bench_sync(model, device, repeat, rows, label, frames: int):
 
 def _bench_text(enc, device, repeat, rows, label, batch=8):
     prompts = [f"a dog barks twice while rain falls on a tin roof, take {i}" for i in range(batch)]
-    ms = time_call(lambda: enc.encode(prompts), device, repeat)
+    ms = _ms(lambda: enc.encode(prompts), device, repeat)
     rows.append((label, "text", device.type, _params(enc.model), f"{ms / batch:9.1f} ms / prompt (batch {batch})"))
 
 
