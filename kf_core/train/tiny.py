@@ -4,13 +4,14 @@ One command, one seed, about an hour on two CPU cores (recipe "full"; "smoke" pr
 in minutes). Stages, each resumable (a finished stage's output is reused when the command is
 run again with the same --work folder):
 
-  1. encoders   seeded random tiny T5 / CLIP / Synchformer, frozen (written as they are)
+  1. encoders   seeded random tiny T5 / CLIP / Synchformer (T5 and CLIP stay as they are)
   2. codec set  short stereo synthetic clips + their CLIP features
   3. Mel-VAE    paper Alg. 2 stages 1–2 (`VAETrainer`); latent statistics from its posteriors
   4. Mono2Stereo visual-conditioned pan network on the codec set
-  5. features   variable-length (2–12 s) synthetic clips through the frozen encoders and the
+  5. sync       the tiny Synchformer learns per-token onset presence (its own objective), then frozen
+  6. features   variable-length (2–12 s) synthetic clips through the frozen encoders and the
                 VAE posterior into feature shards (`FeatureExtractor`, parallel workers)
-  6. DiT        flow matching, paper Alg. 1 (`FlowTrainer`, length-bucketed batches), EMA weights
+  7. DiT        flow matching, paper Alg. 1 (`FlowTrainer`, length-bucketed batches), EMA weights
                 exported in float16 (config: `tiny_dit.tiny_dit_config()`)
 The vocoder is Griffin-Lim (manifest "vocoder": null). OUT gets the model folder layout of
 docs/ENGINE.md (manifest.json + one file per component), curves/*.csv, training.json and
@@ -49,6 +50,9 @@ class TinyRecipe:
     vae_batch: int
     m2s_steps: int
     m2s_batch: int
+    sync_clips: int           # 2.56 s clips for the sync encoder's onset objective
+    sync_steps: int
+    sync_batch: int           # 16-frame segments per step
     dit_clips: int            # variable-length clips (2–12 s) for the DiT
     dit_steps: int
     dit_batch: int
@@ -68,9 +72,11 @@ class TinyRecipe:
 
 RECIPES: dict[str, TinyRecipe] = {
     "full": TinyRecipe("full", codec_clips=320, codec_clip_s=2.0, vae_steps=3000, vae_batch=16,
-                       m2s_steps=600, m2s_batch=16, dit_clips=720, dit_steps=3600, dit_batch=12),
+                       m2s_steps=600, m2s_batch=16, sync_clips=240, sync_steps=500, sync_batch=12,
+                       dit_clips=600, dit_steps=2000, dit_batch=12),
     "smoke": TinyRecipe("smoke", codec_clips=24, codec_clip_s=2.0, vae_steps=40, vae_batch=8,
-                        m2s_steps=30, m2s_batch=8, dit_clips=24, dit_steps=60, dit_batch=8),
+                        m2s_steps=30, m2s_batch=8, sync_clips=8, sync_steps=10, sync_batch=8,
+                        dit_clips=24, dit_steps=60, dit_batch=8),
 }
 
 
@@ -188,6 +194,19 @@ def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, work
 
     stage("mono2stereo", m2s_stage)
     data = None  # the codec set is not needed any more
+    def sync_stage():
+        from ..encoders import Synchformer
+        from .tiny_sync import train_sync_encoder
+        from .tiny_workers import init_sync_worker, parallel_map, sync_task
+        items = list(parallel_map(sync_task, range(recipe.sync_clips), workers=workers,
+                                  initializer=init_sync_worker, initargs=(seed, SYNC_IMAGE_SIZE, max(1, 2 // workers))))
+        sync = Synchformer.from_file(out / "synchformer.safetensors")
+        rows = train_sync_encoder(sync, torch.stack([f for f, _ in items]), [o for _, o in items],
+                                  steps=recipe.sync_steps, batch_size=recipe.sync_batch, seed=seed)
+        save_state_dict({k: v.detach() for k, v in sync.state_dict().items()}, out / "synchformer.safetensors")
+        tiny_card.write_curve(curves / "synchformer.csv", rows)
+
+    stage("sync_encoder", sync_stage)
     features = work / "features"
     stage("features", lambda: _features(out, work, recipe, seed, workers))
 

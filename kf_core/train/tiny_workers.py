@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["parallel_map", "init_codec_worker", "codec_task", "init_feature_worker", "feature_task",
-           "clip_duration"]
+           "clip_duration", "init_sync_worker", "sync_task"]
 
 _STATE: dict = {}
 
@@ -46,6 +46,16 @@ def init_codec_worker(folder: str, seed: int, duration: float, threads: int) -> 
 def codec_task(index: int):
     from .tiny_codec import codec_item
     return codec_item(index, seed=_STATE["seed"], duration=_STATE["duration"], clip_encoder=_STATE["clip"])
+
+
+def init_sync_worker(seed: int, size: int, threads: int) -> None:
+    torch.set_num_threads(threads)
+    _STATE.update(seed=seed, size=size)
+
+
+def sync_task(index: int):
+    from .tiny_sync import sync_item
+    return sync_item(index, seed=_STATE["seed"], size=_STATE["size"])
 
 
 def init_feature_worker(folder: str, work: str, seed: int, threads: int) -> None:
