@@ -36,7 +36,7 @@ __all__ = ["TinyRecipe", "RECIPES", "train_tiny", "add_arguments", "main"]
 
 log = logging.getLogger(__name__)
 
-SYNC_IMAGE_SIZE = 96  # kf-tiny's Synchformer reads 96-px frames (6×6 patches): a 224-px one costs 5× more
+SYNC_IMAGE_SIZE = 64  # kf-tiny's Synchformer reads 64-px frames (4×4 patches): 224 px costs 8× more
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class TinyRecipe:
 
 RECIPES: dict[str, TinyRecipe] = {
     "full": TinyRecipe("full", codec_clips=320, codec_clip_s=2.0, vae_steps=3000, vae_batch=16,
-                       m2s_steps=600, m2s_batch=16, sync_clips=240, sync_steps=500, sync_batch=12,
+                       m2s_steps=600, m2s_batch=16, sync_clips=320, sync_steps=1500, sync_batch=24,
                        dit_clips=600, dit_steps=2000, dit_batch=12),
     "smoke": TinyRecipe("smoke", codec_clips=24, codec_clip_s=2.0, vae_steps=40, vae_batch=8,
                         m2s_steps=30, m2s_batch=8, sync_clips=8, sync_steps=10, sync_batch=8,

@@ -97,8 +97,11 @@ def write_model_card(folder: Path) -> Path:
         f"{recipe['codec_clips']} clips of {recipe['codec_clip_s']:g} s (seed range offset 5e8); DiT: "
         f"{recipe['dit_clips']} clips of 2–12 s (single / multi-source / temporal concatenation layouts, "
         "templated captions).",
-        "- Encoders (frozen, never trained): tiny T5 (byte tokenizer, d 128), tiny CLIP ViT (64 px, 8 fps), "
-        "tiny Synchformer (96 px, 25 fps, 8 tokens per 16-frame segment); deterministic seeded weights.",
+        "- Text and image encoders (frozen, never trained): tiny T5 (byte tokenizer, d 128) and tiny CLIP ViT "
+        "(64 px, 8 fps) with deterministic seeded weights.",
+        f"- Sync encoder: tiny Synchformer (64 px, 25 fps, 8 tokens per 16-frame segment), trained by its own "
+        f"objective — per-token onset presence, {recipe.get('sync_steps', 0)} steps of {recipe.get('sync_batch', 0)} "
+        f"segments from {recipe.get('sync_clips', 0)} clips of 2.56 s — then frozen.",
         f"- Mel-VAE (`MEL_VAE_PRESETS['tiny']`, C 16 at 43 Hz): Alg. 2 stage 1 (MSE) then stage 2 (KL ramp), "
         f"{recipe['vae_steps']} steps, batch {recipe['vae_batch']} × 0.74 s; GAN stages not run. "
         f"Training-set mel L1: {run.get('vae_l1_db_train', float('nan')):.2f} dB.",
@@ -112,7 +115,7 @@ def write_model_card(folder: Path) -> Path:
         + f" — {sum(sizes.values()) / 1e6:.1f} MB in all.", "",
         "## Training curves", "",
     ]
-    for name in ("vae", "mono2stereo", "dit"):
+    for name in ("vae", "mono2stereo", "synchformer", "dit"):
         path = folder / "curves" / f"{name}.csv"
         if path.is_file():
             lines.append(f"- {name} (`curves/{name}.csv`): {_summary_line(read_curve(path))}")

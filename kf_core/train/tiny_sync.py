@@ -48,7 +48,7 @@ def token_targets(onsets: torch.Tensor, segments: int, *, stride: int = 8, tubel
 
 
 def train_sync_encoder(model: nn.Module, frames: torch.Tensor, onsets: list[torch.Tensor], *, steps: int,
-                       batch_size: int, seed: int, lr: float = 1e-3, log_every: int = 10) -> list[dict]:
+                       batch_size: int, seed: int, lr: float = 2e-3, log_every: int = 10) -> list[dict]:
     """Synchformer + clips (uint8 frames [N,Ts,3,S,S], onset times) -> trained in place; logged rows."""
     from ..encoders import sync_frames_from_uint8
     cfg = model.cfg
