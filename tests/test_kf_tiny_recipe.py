@@ -88,7 +88,7 @@ def test_recipes_validate_and_dit_config_is_the_tiny_preset_with_pointwise_mlps(
     assert RECIPES["full"].dit_steps > RECIPES["smoke"].dit_steps
     with pytest.raises(ValueError, match="must be positive"):
         TinyRecipe("bad", codec_clips=0, codec_clip_s=2.0, vae_steps=1, vae_batch=1, m2s_steps=1, m2s_batch=1,
-                   dit_clips=1, dit_steps=1, dit_batch=1)
+                   sync_clips=1, sync_steps=1, sync_batch=1, dit_clips=1, dit_steps=1, dit_batch=1)
     cfg = tiny_dit_config()
     assert (cfg.hidden_dim, cfg.num_joint, cfg.num_single, cfg.latent_dim) == (128, 2, 2, 16)
     assert cfg.audio_kernel == 1 and cfg.visual_kernel == 1
@@ -104,3 +104,11 @@ def test_model_card_needs_a_finished_run_and_reports_it(tmp_path):
     (tmp_path / "training.json").write_text(json.dumps(run))
     text = write_model_card(tmp_path).read_text()
     assert "--recipe smoke --seed 0" in text and "2 → 0.02" in text and "over 100 steps" in text
+
+
+def test_sync_targets_peak_on_the_tubelet_holding_the_onset():
+    from kf_core.train.tiny_sync import token_targets
+    y = token_targets(torch.tensor([0.50]), 3)                 # frame 12.5: tubelet frames 12-13
+    assert y.shape == (3, 8)
+    assert y[0, 6] == y.max() and y[1, 2] == y.max()           # seg 0 token 6 and seg 1 token 2 (frame 8 + 4)
+    assert y[2].max() < 0.01 and token_targets(torch.tensor([]), 2).sum() == 0

@@ -135,7 +135,8 @@ def _features(out: Path, work: Path, recipe: TinyRecipe, seed: int, workers: int
 
 
 # ---------------------------------------------------------------- the command
-def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, workers: int = 2) -> dict:
+def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, workers: int = 2,
+               threads: int = 2) -> dict:
     """Run every stage (skipping finished ones) -> the training summary written to OUT/training.json."""
     from ..config import CODEC_PRESETS
     from ..loading.state import read_state_dict, save_state_dict
@@ -143,7 +144,9 @@ def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, work
     from .tiny_codec import latent_statistics, mel_reconstruction_db, train_mono2stereo, train_vae
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(2)
+    # On a CPU shared with other jobs, 1 thread avoids OpenMP oversubscription stalls (a DiT step went
+    # from 0.5 s to 17 s with 2 threads while another process held the cores)
+    torch.set_num_threads(threads)
     codec_cfg = CODEC_PRESETS["44k"]
     summary_path = work / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {"timings_s": {}}
@@ -253,6 +256,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="full: the shipped kf-tiny (about an hour on 2 CPU cores); smoke: minutes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="processes that generate and encode clips")
+    p.add_argument("--threads", type=int, default=2,
+                   help="torch threads of the training process (use 1 on a CPU shared with other jobs)")
     p.add_argument("--dit-steps", type=int, default=None,
                    help="override the recipe's DiT steps (the learning-rate schedule does not depend on it, "
                         "so N steps equal the first N of a longer run)")
@@ -271,7 +276,7 @@ def main(args) -> int:
     recipe = RECIPES[args.recipe]
     if args.dit_steps is not None:
         recipe = dataclasses.replace(recipe, dit_steps=args.dit_steps)
-    summary = train_tiny(args.out, work, recipe, seed=args.seed, workers=args.workers)
+    summary = train_tiny(args.out, work, recipe, seed=args.seed, workers=args.workers, threads=args.threads)
     if not args.keep_work and args.work is None:
         shutil.rmtree(work, ignore_errors=True)
     print(f"kf-tiny ({args.recipe}) written to {args.out} in {summary['total_s']:.0f} s: "
