@@ -118,12 +118,16 @@ class BatchOrder:
         g = torch.Generator().manual_seed(self.seed + epoch)
         return torch.randperm(self.n, generator=g)
 
+    def _indices(self, epoch: int, batch: int) -> list[int]:
+        """This rank's indices of batch `batch` in epoch `epoch` (subclasses order batches otherwise)."""
+        start = batch * self.batch_size * self.world + self.rank * self.batch_size
+        return self._perm(epoch)[start:start + self.batch_size].tolist()
+
     def next_indices(self) -> list[int]:
         """The indices of this rank's next batch; advances the position."""
         if self.batch >= self.per_epoch:
             self.epoch, self.batch = self.epoch + 1, 0
-        start = self.batch * self.batch_size * self.world + self.rank * self.batch_size
-        idx = self._perm(self.epoch)[start:start + self.batch_size].tolist()
+        idx = self._indices(self.epoch, self.batch)
         self.batch += 1
         return idx
 
@@ -133,5 +137,5 @@ class BatchOrder:
     def load_state_dict(self, state: Mapping) -> None:
         if state["n"] != self.n:
             raise ValueError(f"the checkpoint was trained on {state['n']} samples, this dataset has {self.n}; "
-                             "resume with the same data")
+                             "resume with the same data (the same features)")
         self.epoch, self.batch, self.seed = int(state["epoch"]), int(state["batch"]), int(state["seed"])

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from .data import BatchOrder
+
 __all__ = ["BucketedOrder", "train_dit", "tiny_dit_config"]
 
 
@@ -29,11 +31,12 @@ def tiny_dit_config():
                                     final_kernel=3)
 
 
-class BucketedOrder:
+class BucketedOrder(BatchOrder):
     """Batches of clips with similar lengths, in a seeded order that a checkpoint can resume.
 
     Per epoch e (seed + e): shuffle all clips, cut the order into pools of `pool` batches, sort
-    each pool by length, cut it into batches, and shuffle the batches.
+    each pool by length, cut it into batches, and shuffle the batches. Position, resume and the
+    epoch rollover are `BatchOrder`'s (one rank).
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, *, seed: int = 0, pool: int = 8) -> None:
@@ -42,11 +45,9 @@ class BucketedOrder:
         if len(lengths) < batch_size:
             raise ValueError(f"{len(lengths)} clips cannot fill one batch of {batch_size}; add data or lower "
                              "the batch size")
+        super().__init__(len(lengths), batch_size, seed=seed)
         self.lengths = torch.as_tensor(list(lengths))
-        self.n, self.batch_size, self.seed, self.pool = len(lengths), batch_size, seed, pool
-        self.per_epoch = self.n // batch_size
-        self.epoch = 0
-        self.batch = 0
+        self.pool = pool
         self._cache: tuple[int, list[list[int]]] | None = None
 
     def _batches(self, epoch: int) -> list[list[int]]:
@@ -64,22 +65,8 @@ class BucketedOrder:
         self._cache = (epoch, [batches[i] for i in order])
         return self._cache[1]
 
-    def next_indices(self) -> list[int]:
-        """The next batch's clip indices; advances the position."""
-        if self.batch >= self.per_epoch:
-            self.epoch, self.batch = self.epoch + 1, 0
-        idx = self._batches(self.epoch)[self.batch]
-        self.batch += 1
-        return idx
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "batch": self.batch, "n": self.n, "seed": self.seed}
-
-    def load_state_dict(self, state: Mapping) -> None:
-        if state["n"] != self.n:
-            raise ValueError(f"the checkpoint was trained on {state['n']} clips, this dataset has {self.n}; "
-                             "resume with the same features")
-        self.epoch, self.batch, self.seed = int(state["epoch"]), int(state["batch"]), int(state["seed"])
+    def _indices(self, epoch: int, batch: int) -> list[int]:
+        return self._batches(epoch)[batch]
 
 
 def _jsonable(d):
