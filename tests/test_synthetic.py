@@ -40,8 +40,18 @@ def test_random_options_cover_ranges_and_layouts():
 def test_bad_options_raise_helpful_errors():
     with pytest.raises(ValueError, match="unknown or empty classes"):
         make_clip(0, classes=["dragon"])
-    with pytest.raises(ValueError, match="needs >= 4.5 s"):
-        make_clip(0, duration=3.0, classes=["ball", "bell", "bird"], layout="concat")
+    with pytest.raises(ValueError, match=r"needs >= 4.56 s \(3 x 38 frames at 25 fps\)"):
+        make_clip(0, duration=3.0, fps=25.0, classes=["ball", "bell", "bird"], layout="concat")
+
+
+def test_concat_parts_are_whole_frames_at_every_frame_rate():
+    # at 15 fps a 1.5 s part is 23 frames, so a 3.0 s clip (45 frames) cannot hold two parts; the
+    # seconds-based count once said it could and _split_frames crashed (seen in train-tiny)
+    for seed in range(40):
+        c = make_clip(seed, duration=3.0, fps=15.0, size=64)
+        assert c.frames.shape[0] == 45
+    with pytest.raises(ValueError, match=r"2 x 23 frames at 15 fps"):
+        make_clip(0, duration=3.0, fps=15.0, classes=["ball", "bell"], layout="concat")
 
 
 def _ball_bottom(frame: np.ndarray, colour) -> float:

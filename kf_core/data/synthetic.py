@@ -137,8 +137,10 @@ def make_clip(seed: int, *, duration: float | None = None, fps: float | None = N
     n_frames = max(1, int(round(duration * fps)))
     n_samples = int(round(duration * sample_rate))
     n_sources = 1 if layout == "single" else int(rng.integers(2, 4))
+    # whole frames per part: at 15 fps a 1.5 s part takes 23 frames, so 3.0 s (45 frames) holds one
+    min_part = int(np.ceil(MIN_SEGMENT_S * fps))
     if layout == "concat" and classes is None:  # as many parts as the duration allows
-        n_sources = min(n_sources, int(n_frames / fps // MIN_SEGMENT_S))
+        n_sources = min(n_sources, n_frames // min_part)
         layout = "concat" if n_sources >= 2 else "single"
         n_sources = max(1, n_sources)
     if classes is None:
@@ -148,12 +150,13 @@ def make_clip(seed: int, *, duration: float | None = None, fps: float | None = N
         raise ValueError(f"layout 'single' takes exactly one class, got {classes}")
 
     if layout == "concat":
-        max_parts = int(n_frames / fps // MIN_SEGMENT_S)
+        max_parts = n_frames // min_part
         if max_parts < len(classes):
             raise ValueError(
-                f"a concatenation of {len(classes)} clips needs >= {len(classes) * MIN_SEGMENT_S} s, "
-                f"got {duration} s: give a longer duration or fewer classes")
-        parts = _split_frames(rng, n_frames, len(classes), int(np.ceil(MIN_SEGMENT_S * fps)))
+                f"a concatenation of {len(classes)} clips needs >= {len(classes) * min_part / fps:.2f} s "
+                f"({len(classes)} x {min_part} frames at {fps:g} fps), got {duration} s: give a longer "
+                "duration or fewer classes")
+        parts = _split_frames(rng, n_frames, len(classes), min_part)
         pieces = []
         for kind, (f0, f1) in zip(classes, parts):
             s0, s1 = (int(round(f / fps * sample_rate)) for f in (f0, f1))
