@@ -7,6 +7,7 @@ process whose OpenMP pool is running can hang) and build their models once from 
 from __future__ import annotations
 
 import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -20,14 +21,19 @@ _STATE: dict = {}
 
 def parallel_map(fn: Callable, items: Iterable, *, workers: int, initializer: Callable, initargs: tuple
                  ) -> Iterator:
-    """fn over items in order, in `workers` spawned processes (1: in this process)."""
+    """fn over items in order, in `workers` spawned processes (1: in this process).
+
+    A worker whose initializer fails breaks the pool, and the error surfaces here
+    (`BrokenProcessPool`, with the worker's traceback above it) instead of
+    `multiprocessing.Pool` respawning the failing worker forever.
+    """
     if workers <= 1:
         initializer(*initargs)
         yield from map(fn, items)
         return
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers, initializer=initializer, initargs=initargs) as pool:
-        yield from pool.imap(fn, items, chunksize=1)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs) as pool:
+        yield from pool.map(fn, items)
 
 
 def _load_encoders(folder: Path, threads: int):
@@ -80,14 +86,15 @@ def init_feature_worker(folder: str, work: str, seed: int, threads: int) -> None
 
 
 def clip_duration(index: int, seed: int) -> float:
-    """Length (s) of DiT training clip `index`: 70 % in 2–6 s, 30 % in 6–12 s.
+    """Length (s) of DiT training clip `index`: 80 % in 2–4 s, 20 % in 4–10 s.
 
-    Short clips teach timing at a fraction of the cost (attention and padding grow with length);
-    the long ones keep the whole 2–12 s range in the training distribution.
+    Short clips teach timing at a fraction of the cost (attention and padding grow with length),
+    so the hour buys more steps; the long ones keep longer clips in the training distribution
+    (aligned RoPE and the per-second duration embeddings carry the rest).
     """
     import numpy as np
     rng = np.random.default_rng([seed, index, 0x71])
-    low, high = (2.0, 6.0) if rng.random() < 0.7 else (6.0, 12.0)
+    low, high = (2.0, 4.0) if rng.random() < 0.8 else (4.0, 10.0)
     return round(float(rng.uniform(low, high)), 2)
 
 
