@@ -44,15 +44,20 @@ def main(args) -> int:
                           visual_dim=mc.visual_dim, sync_dim=mc.sync_dim, text_dim=mc.text_dim, codec=codec)
     trainer = FlowTrainer(model, FlowTrainConfig(batch_size=args.batch_size), recs, codec=codec,
                           ctx=DistContext(device=torch.device(args.device)))
+    cuda = torch.device(args.device).type == "cuda"
     for _ in range(args.warmup_steps):
         trainer.train_step()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     for _ in range(args.steps):
-        loss = trainer.train_step()["loss"]
+        loss = trainer.train_step()["loss"]  # .item() inside syncs every step
     dt = time.perf_counter() - t0
     if not math.isfinite(loss):
         raise FloatingPointError(f"benchmark loss is {loss}")
     print(f"bench train {args.preset}: batch {args.batch_size} x {args.duration:g} s on {args.device}, "
           f"{args.steps} steps in {dt:.2f} s -> {args.steps * args.batch_size / dt:.2f} samples/s "
-          f"({dt / args.steps * 1000:.0f} ms/step, {torch.get_num_threads()} threads)")
+          f"({dt / args.steps * 1000:.0f} ms/step, {torch.get_num_threads()} threads"
+          + (f", bf16 autocast, peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB)" if cuda else ")"))
     return 0
