@@ -72,8 +72,8 @@ class TinyRecipe:
 
 RECIPES: dict[str, TinyRecipe] = {
     "full": TinyRecipe("full", codec_clips=320, codec_clip_s=2.0, vae_steps=3000, vae_batch=16,
-                       m2s_steps=600, m2s_batch=16, sync_clips=320, sync_steps=1500, sync_batch=24,
-                       dit_clips=600, dit_steps=2000, dit_batch=12),
+                       m2s_steps=600, m2s_batch=16, sync_clips=1500, sync_steps=1500, sync_batch=48,
+                       dit_clips=1500, dit_steps=4000, dit_batch=12),
     "smoke": TinyRecipe("smoke", codec_clips=24, codec_clip_s=2.0, vae_steps=40, vae_batch=8,
                         m2s_steps=30, m2s_batch=8, sync_clips=8, sync_steps=10, sync_batch=8,
                         dit_clips=24, dit_steps=60, dit_batch=8),
@@ -136,7 +136,7 @@ def _features(out: Path, work: Path, recipe: TinyRecipe, seed: int, workers: int
 
 # ---------------------------------------------------------------- the command
 def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, workers: int = 2,
-               threads: int = 2) -> dict:
+               threads: int = 2, device: str = "cpu") -> dict:
     """Run every stage (skipping finished ones) -> the training summary written to OUT/training.json."""
     from ..config import CODEC_PRESETS
     from ..loading.state import read_state_dict, save_state_dict
@@ -205,7 +205,8 @@ def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, work
                                   initializer=init_sync_worker, initargs=(seed, SYNC_IMAGE_SIZE, max(1, 2 // workers))))
         sync = Synchformer.from_file(out / "synchformer.safetensors")
         rows = train_sync_encoder(sync, torch.stack([f for f, _ in items]), [o for _, o in items],
-                                  steps=recipe.sync_steps, batch_size=recipe.sync_batch, seed=seed)
+                                  steps=recipe.sync_steps, batch_size=recipe.sync_batch, seed=seed,
+                                  device=device)
         save_state_dict({k: v.detach() for k, v in sync.state_dict().items()}, out / "synchformer.safetensors")
         tiny_card.write_curve(curves / "synchformer.csv", rows)
 
@@ -217,7 +218,7 @@ def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, work
         from .tiny_dit import train_dit
         train_dit(out, work, features, steps=recipe.dit_steps, batch_size=recipe.dit_batch, lr=recipe.dit_lr,
                   ema_decay=recipe.ema_decay, p_drop_video=recipe.p_drop_video, p_drop_text=recipe.p_drop_text,
-                  seed=seed, stats=read_state_dict(work / "latent_stats.safetensors"))
+                  seed=seed, stats=read_state_dict(work / "latent_stats.safetensors"), device=device)
         shutil.copyfile(work / "dit" / "metrics.csv", curves / "dit.csv")  # every logged step, resumes included
 
     stage("dit", dit_stage)
@@ -230,7 +231,7 @@ def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, work
     summary.update(recipe=dataclasses.asdict(recipe), seed=seed, workers=workers,
                    total_s=round(sum(summary["timings_s"].values()), 1),
                    machine=_machine(),
-                   torch=torch.__version__, threads=torch.get_num_threads())
+                   torch=torch.__version__, threads=torch.get_num_threads(), device=device)
     (out / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
     summary_path.write_text(json.dumps(summary, indent=1))
     tiny_card.write_model_card(out)
@@ -258,6 +259,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="processes that generate and encode clips")
     p.add_argument("--threads", type=int, default=2,
                    help="torch threads of the training process (use 1 on a CPU shared with other jobs)")
+    p.add_argument("--device", default="cpu",
+                   help="where the sync-encoder and DiT stages compute (cpu, cuda); data and codec stay on the CPU")
     p.add_argument("--dit-steps", type=int, default=None,
                    help="override the recipe's DiT steps (the learning-rate schedule does not depend on it, "
                         "so N steps equal the first N of a longer run)")
@@ -276,7 +279,8 @@ def main(args) -> int:
     recipe = RECIPES[args.recipe]
     if args.dit_steps is not None:
         recipe = dataclasses.replace(recipe, dit_steps=args.dit_steps)
-    summary = train_tiny(args.out, work, recipe, seed=args.seed, workers=args.workers, threads=args.threads)
+    summary = train_tiny(args.out, work, recipe, seed=args.seed, workers=args.workers, threads=args.threads,
+                         device=args.device)
     if not args.keep_work and args.work is None:
         shutil.rmtree(work, ignore_errors=True)
     print(f"kf-tiny ({args.recipe}) written to {args.out} in {summary['total_s']:.0f} s: "

