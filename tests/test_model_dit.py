@@ -170,3 +170,30 @@ def test_half_precision_runs_close_to_float32(tiny):
         v32 = tiny.velocity(x, 0.5, tiny.prepare(seq=seq, **c))
     assert v16.dtype == torch.float32 and torch.isfinite(v16).all()
     assert (v16 - v32).abs().max() / v32.abs().max() < 0.1
+
+
+@pytest.mark.parametrize("duration", [2.0, 3.37, 8.0])
+def test_segment_aligned_sync_lands_at_the_frames_time(duration):
+    # a feature seen only in frames 40-41 at 25 fps (1.60-1.68 s), in every segment that reads them
+    from kf_core.config import SeqConfig
+    from kf_core.model.dit import segment_aligned
+    seq = SeqConfig(duration)
+    s = torch.zeros(1, seq.sync_len, 3)
+    for k in range(seq.sync_len):
+        seg, t = divmod(k, seq.sync_tokens)
+        if seg * seq.sync_stride + 2 * t == 40:
+            s[0, k] = torch.tensor([1.0, 2.0, 3.0])
+    a = segment_aligned(s, seq)
+    assert a.shape == (1, seq.latent_len, 3)
+    times = (torch.nonzero(a[0, :, 0]).flatten().double() + 0.5) * seq.hop * seq.latent_downsample / seq.sample_rate
+    assert times.numel() > 0 and times.min() >= 1.60 and times.max() <= 1.68
+    assert torch.allclose(a[0, a[0, :, 0] > 0], torch.tensor([1.0, 2.0, 3.0]))
+    # MMAudio's even spreading puts the same tokens more than 0.1 s away from their frames
+    spread = torch.nn.functional.interpolate(s.transpose(1, 2), size=seq.latent_len, mode="nearest-exact")[0, 0]
+    spread_t = (torch.nonzero(spread).flatten().double() + 0.5) * seq.hop * seq.latent_downsample / seq.sample_rate
+    assert ((spread_t - 1.64).abs() > 0.1).any()
+
+
+def test_kf_presets_align_sync_by_frame_time():
+    # MMAudio's networks keep their even spreading: the parity tests (test_mmaudio_*) guard that
+    assert all(PRESETS[k].sync_upsample == "segments" for k in ("kf-1.5b", "kf-3b", "kf-6b", "kf-tiny"))

@@ -95,6 +95,7 @@ def _detect_mmaudio(sd: Mapping[str, torch.Tensor]) -> DetectedDiT:
         input_activation="silu" if v2 else "selu", linear_proj_activation=v2,
         t_freq_dim=f_dim, t_max_period=1.0 if v2 else 10000.0,
         text_pool="mean", text_attention_mask=False, final_cond="global", duration_embedding=False,
+        sync_upsample="nearest-exact",
         empty_text_len=int(sd["empty_string_feat"].shape[0]),
         pre_only_last_joint=f"{last}.linear1.weight" not in sd,
         codec="16k" if c == 20 else "44k")
@@ -130,7 +131,7 @@ def _detect_ours(sd: Mapping[str, torch.Tensor]) -> DetectedDiT:
             return DetectedDiT("kling-foley", name, preset)
     # Options that shapes cannot show (text pooling, final-layer condition, ...) take the
     # Kling-Foley defaults; save_dit records the exact config in the file's metadata.
-    cfg = ModelConfig(name="kf-custom", **fields)
+    cfg = ModelConfig(name="kf-custom", sync_upsample="segments", **fields)
     return DetectedDiT("kling-foley", f"kf-custom (D={d}, {joint} joint + {single} single)", cfg)
 
 

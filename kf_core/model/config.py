@@ -9,6 +9,7 @@ never a fork in the model code:
 | text_pool               | "masked_mean"                | "mean" (all 77 positions, padding included) |
 | text_attention_mask     | True (padding masked)        | False                                      |
 | final_cond              | "extended" (sees sync)       | "global" (MMAudio issue #55 quirk)         |
+| sync_upsample           | "segments" (frame-aligned)   | "nearest-exact" (tokens spread evenly)     |
 | duration_embedding      | True (paper §4.2)            | False                                      |
 | input_activation        | "silu"                       | v1 "selu", v2 "silu"                        |
 | linear_proj_activation  | True                         | v1 False, v2 True                           |
@@ -88,7 +89,7 @@ class ModelConfig:
         if self.t_freq_dim % 2:
             raise ValueError(f"ModelConfig {self.name!r}: t_freq_dim must be even, got {self.t_freq_dim}")
         choices = {"input_activation": ("silu", "selu"), "text_pool": ("masked_mean", "mean"),
-                   "final_cond": ("global", "extended"), "sync_upsample": ("nearest-exact", "linear"),
+                   "final_cond": ("global", "extended"), "sync_upsample": ("nearest-exact", "linear", "segments"),
                    "codec": ("44k", "16k")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -128,7 +129,8 @@ class ModelConfig:
 # the depth in joint blocks (MMAudio-L uses a third) and fill the rest with cheaper audio-only
 # blocks (paper §4.1: deeper at the same parameters): N1/N2 = 6/17, 5/22, 6/21 give
 # 1.527 B / 2.964 B / 5.915 B on `meta` (tests/test_presets.py checks the 10 % bands).
-_PAPER = ModelConfig(name="kf-paper", latent_dim=40, text_dim=768, visual_dim=1280, sync_dim=768)
+_PAPER = ModelConfig(name="kf-paper", latent_dim=40, text_dim=768, visual_dim=1280, sync_dim=768,
+                     sync_upsample="segments")
 
 PRESETS: dict[str, ModelConfig] = {
     "kf-1.5b": _PAPER.with_(name="kf-1.5b", num_heads=17, num_joint=6, num_single=17),
@@ -139,5 +141,6 @@ PRESETS: dict[str, ModelConfig] = {
     # and a SwiGLU hidden of 384 keep it at 6.2 M parameters: a 10 s clip (431 tokens) runs a
     # velocity call in tens of milliseconds on one core.
     "kf-tiny": ModelConfig(name="kf-tiny", latent_dim=16, num_heads=2, num_joint=2, num_single=2,
-                           text_dim=128, visual_dim=128, sync_dim=128, mlp_multiple=128),
+                           text_dim=128, visual_dim=128, sync_dim=128, mlp_multiple=128,
+                           sync_upsample="segments"),
 }

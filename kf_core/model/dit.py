@@ -23,7 +23,35 @@ from .config import ModelConfig
 from .embeddings import DurationEmbedder, InputProjection, SwiGLU, TimestepEmbedder
 from .rope import aligned_rotations
 
-__all__ = ["KlingFoleyDiT", "Prepared"]
+__all__ = ["KlingFoleyDiT", "Prepared", "segment_aligned"]
+
+
+def segment_aligned(s: torch.Tensor, seq: SeqConfig) -> torch.Tensor:
+    """Sync tokens [B, Ls, D] -> one feature per audio latent token [B, La, D], each token placed at
+    the time its frames show.
+
+    The Synchformer reads 16-frame segments with stride 8 and gives 8 tokens per segment, one per
+    2-frame tubelet, so token t of segment k shows frames k·8 + 2t and k·8 + 2t + 1, and every
+    frame pair is seen by two segments. Spreading the Ls tokens evenly over the clip (MMAudio's
+    nearest-exact upsampling) puts the second half of each segment up to ~0.3 s away from its
+    frames; here the two tokens of each frame pair are averaged into one slot per tubelet
+    (12.5 per second) and every audio token takes the slot covering its centre time.
+    """
+    b, ls, d = s.shape
+    per = seq.sync_segment // seq.sync_tokens             # frames per token (2)
+    step = seq.sync_stride // per                         # slots between segment starts (4)
+    n_seg = ls // seq.sync_tokens
+    slot = (torch.arange(n_seg, device=s.device)[:, None] * step
+            + torch.arange(seq.sync_tokens, device=s.device)[None, :]).flatten()      # Ls
+    n_slot = (n_seg - 1) * step + seq.sync_tokens
+    summed = s.new_zeros(b, n_slot, d).index_add_(1, slot, s)                       # B J D
+    count = torch.zeros(n_slot, device=s.device).index_add_(0, slot, torch.ones(ls, device=s.device))
+    slots = summed / count.to(s.dtype)[None, :, None]                               # B J D
+    la = seq.latent_len
+    centre = (torch.arange(la, device=s.device, dtype=torch.float64) + 0.5) * (
+        seq.hop * seq.latent_downsample / seq.sample_rate)                          # La (s)
+    j = torch.floor(centre * seq.sync_fps / per).long().clamp_(0, n_slot - 1)       # La
+    return slots[:, j]                                                              # B La D
 
 
 @dataclass
@@ -203,8 +231,11 @@ class KlingFoleyDiT(nn.Module):
         s = self.sync_in(sync)                                           # B Ls D
         tx = self.text_in(text)                                          # B Lt D
         mode = cfg.sync_upsample
-        align = F.interpolate(s.transpose(1, 2), size=la, mode=mode,
-                              **({"align_corners": False} if mode == "linear" else {})).transpose(1, 2)  # B La D
+        if mode == "segments":
+            align = segment_aligned(s, seq)                              # B La D
+        else:
+            align = F.interpolate(s.transpose(1, 2), size=la, mode=mode,
+                                  **({"align_corners": False} if mode == "linear" else {})).transpose(1, 2)  # B La D
         if text_mask is None:
             text_pooled = tx.mean(dim=1)                                 # B D
         else:
