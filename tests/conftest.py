@@ -33,17 +33,19 @@ def _seed():
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
-    """A folder for the random-weight kf-tiny test double (written once per test module)."""
-    return tmp_path_factory.mktemp("kf-tiny-random")
+    """A random-weight kf-tiny model folder (tests/tiny_model.py), written once per test module:
+    files of every kind for loader tests, never sound."""
+    from tiny_model import write_random_tiny_folder
+    return write_random_tiny_folder(tmp_path_factory.mktemp("kf-tiny-random"), vocoder=False)
 
 
 @pytest.fixture
-def comfy(tmp_path, monkeypatch, tiny_folder):
-    """Plain-Python ComfyUI stand-in: models/input/output folders in tmp_path and the bundled
-    kf-tiny replaced by the random-weight test double. Returns {"models"|"input"|"output": Path}."""
+def comfy(tmp_path, monkeypatch):
+    """Plain-Python ComfyUI stand-in: models/input/output folders in tmp_path and the shipped
+    kf-tiny behind the bundled entries (fast Griffin-Lim). Returns {"models"|"input"|"output": Path}."""
     from nodes import _comfy
-    from workflow_runner import use_random_tiny
-    use_random_tiny(monkeypatch, tiny_folder)
+    from workflow_runner import use_bundled_fast
+    use_bundled_fast(monkeypatch)
     dirs = {k: tmp_path / k for k in ("models", "input", "output")}
     for d in dirs.values():
         d.mkdir()

@@ -27,3 +27,16 @@ def test_generate_writes_video_and_audio_without_overwriting(tmp_path, capsys):
 def test_generate_needs_a_video_to_mux(tmp_path):
     with pytest.raises(SystemExit, match="--video"):
         main(["generate", "--out", str(tmp_path / "x.mp4")])
+
+
+def test_readme_command_runs_on_the_bundled_model(tmp_path, capsys):
+    # the README's main command, with no --model: the shipped kf-tiny and the shipped example clip
+    from pathlib import Path
+    example = Path(__file__).resolve().parents[1] / "examples" / "bounce.mp4"
+    out = tmp_path / "bounce_foley.mp4"
+    assert main(["generate", "--video", str(example), "--out", str(out), "--steps", "4"]) == 0
+    with av.open(str(out)) as f:
+        a, v = f.streams.audio[0], f.streams.video[0]
+        assert a.channels == 2
+        assert abs(float(a.duration * a.time_base) - float(v.duration * v.time_base)) < 0.05
+    assert "bounce_foley.mp4" in capsys.readouterr().out

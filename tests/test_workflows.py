@@ -1,4 +1,4 @@
-"""Every shipped workflow runs through the node classes with the (test-double) bundled kf-tiny:
+"""Every shipped workflow runs through the node classes with the shipped kf-tiny:
 stereo audio of exactly the video's duration at 16/24/30 fps, a muxed file that decodes with both
 streams, and nothing written when a run is cancelled."""
 from __future__ import annotations

@@ -142,25 +142,20 @@ def run_workflow(path: str | Path, overrides: dict | None = None) -> Run:
     return run
 
 
-# ---------------------------------------------------------------- test double for kf-tiny's weights
-_loaded: dict[Path, object] = {}
+# ---------------------------------------------------------------- the bundled kf-tiny, fast
+_loaded: dict[str, object] = {}
 
 
-def use_random_tiny(monkeypatch, folder: Path) -> Path:
-    """TEST-ONLY HOOK: make "kf-tiny (bundled)" a randomly initialised kf-tiny written to `folder`
-    (tests/tiny_model.py), until the trained weights ship. It checks plumbing — durations, stereo,
-    muxing — never sound. Only the loaders' bundled() is replaced, for this test; the shipped
-    loader still raises a clear error when the real weights are missing."""
+def use_bundled_fast(monkeypatch) -> object:
+    """The shipped kf-tiny (loaded once per test session) behind "kf-tiny (bundled)", with a
+    2-iteration Griffin-Lim so the CPU tests stay fast: the audio length rule is the same, the
+    sound is rougher. Only the loaders' bundled() is replaced, for the calling test."""
     import kf_core.components
     from kf_core.codec.griffinlim import GriffinLim
     from nodes import loaders
-    from tiny_model import write_random_tiny_folder
-    if folder not in _loaded:
-        write_random_tiny_folder(folder, vocoder=False)
-        comps = kf_core.components.load_components(folder)
-        # a few Griffin-Lim iterations keep CPU tests fast; the length rule is the same
+    if "bundled" not in _loaded:
+        comps = kf_core.components.load_components(None)
         comps.codec.vocoder = GriffinLim(comps.codec.cfg, n_iter=2)
-        _loaded[folder] = comps
-    monkeypatch.setattr(kf_core.components, "BUNDLED_DIR", folder)
-    monkeypatch.setattr(loaders, "bundled", lambda: _loaded[folder])
-    return folder
+        _loaded["bundled"] = comps
+    monkeypatch.setattr(loaders, "bundled", lambda: _loaded["bundled"])
+    return _loaded["bundled"]

@@ -71,6 +71,27 @@ def _overrides(recipe: dict) -> str:
     return f" --dit-steps {recipe['dit_steps']}" if base and base.dit_steps != recipe["dit_steps"] else ""
 
 
+_STAT_KEYS = ("latent_mean", "latent_std")  # save_dit stores the codec statistics beside the weights
+
+
+def _dit_params(folder: Path) -> str:
+    """'3.3 M parameters' counted from OUT/dit.safetensors (or 'parameters not counted' without it)."""
+    path = folder / "dit.safetensors"
+    if not path.is_file():
+        return "parameters not counted"
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f:
+        n = sum(_numel(f.get_slice(k).get_shape()) for k in f.keys() if k not in _STAT_KEYS)
+    return f"{n / 1e6:.1f} M parameters"
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
 def write_model_card(folder: Path) -> Path:
     """Folder of a trained kf-tiny -> MODEL_CARD.md (overwritten) built from the files in it."""
     folder = Path(folder)
@@ -95,8 +116,8 @@ def write_model_card(folder: Path) -> Path:
         f"- Machine: {run.get('machine_note') or run['machine']}, torch {run['torch']}, {run['threads']} threads",
         f"- Data: synthetic training seeds only (held-out evaluation seeds are offset by 1e9). Codec: "
         f"{recipe['codec_clips']} clips of {recipe['codec_clip_s']:g} s (seed range offset 5e8); DiT: "
-        f"{recipe['dit_clips']} clips of 2–12 s (single / multi-source / temporal concatenation layouts, "
-        "templated captions).",
+        f"{recipe['dit_clips']} clips of 2–10 s, 80 % of them 2–4 s (single / multi-source / temporal "
+        "concatenation layouts, templated captions).",
         "- Text and image encoders (frozen, never trained): tiny T5 (byte tokenizer, d 128) and tiny CLIP ViT "
         "(64 px, 8 fps) with deterministic seeded weights.",
         f"- Sync encoder: tiny Synchformer (64 px, 25 fps, 8 tokens per 16-frame segment), trained by its own "
@@ -106,7 +127,8 @@ def write_model_card(folder: Path) -> Path:
         f"{recipe['vae_steps']} steps, batch {recipe['vae_batch']} × 0.74 s; GAN stages not run. "
         f"Training-set mel L1: {run.get('vae_l1_db_train', float('nan')):.2f} dB.",
         f"- Mono2Stereo (visual-conditioned pan, hidden 64): {recipe['m2s_steps']} steps, batch {recipe['m2s_batch']}.",
-        f"- DiT (`PRESETS['kf-tiny']`, 6.2 M parameters): flow matching (Alg. 1), {recipe['dit_steps']} steps, "
+        f"- DiT (`tiny_dit_config()`: the kf-tiny preset with point-wise block MLPs, {_dit_params(folder)}): "
+        f"flow matching (Alg. 1), {recipe['dit_steps']} steps, "
         f"batch {recipe['dit_batch']}, AdamW lr {recipe['dit_lr']:g} with eq. 8 warm-up/decay, EMA "
         f"{recipe['ema_decay']}, video/text dropped with p = {recipe['p_drop_video']}/{recipe['p_drop_text']}; "
         "EMA weights stored in float16 with the latent statistics.",
@@ -145,12 +167,16 @@ def write_model_card(folder: Path) -> Path:
         lines += [f"End-to-end real-time factor: {rtf['rtf']:.3f} for a {rtf['duration']:g} s clip at "
                   f"{rtf['steps']} steps ({rtf['seconds']:.2f} s, {rtf['threads']} threads, all stages incl. "
                   f"encoders; {rtf.get('note', '')}).", ""]
+    notes = run.get("notes") or []
+    if notes:
+        lines += ["## Notes on this build", ""] + [f"- {n}" for n in notes] + [""]
     if ev is None and not codec_rows:
         lines += ["No evaluation results are in this folder yet.", ""]
     lines += ["## Limits", "",
-              "Synthetic sounds only; random (untrained) encoders, so conditioning beyond the synthetic world is "
-              "meaningless; Griffin-Lim phase artefacts; trained on 2–12 s clips (the duration embedding accepts "
-              "up to 30 s but longer clips were never seen).", ""]
+              "Synthetic sounds only; the T5 and CLIP encoders are random (untrained) and the Synchformer only "
+              "learned this world's impacts, so conditioning beyond the synthetic world is meaningless; "
+              "Griffin-Lim phase artefacts; trained on 2–10 s clips (the duration embedding accepts up to 30 s "
+              "and longer videos are generated in windows, but longer clips were never seen).", ""]
     path = folder / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path
