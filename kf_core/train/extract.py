@@ -28,6 +28,7 @@ import torch
 from .features import FeatureRecord, write_shard
 
 __all__ = ["Clip", "FeatureExtractor", "MonoLogMel", "make_extractor", "build_extractor", "synthetic_clips",
+           "video_folder_clips", "audio_caption_clips",
            "parse_spec", "read_caption_csv", "extract", "add_arguments", "main"]
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,85 @@ def synthetic_clip(index: int, *, seed: int, visual_size: int, sync_size: int, s
                 caption=c.caption, source=f"synthetic/{split}/{seed}/{index}")
 
 
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
+
+
+def _whole_tokens(wave: torch.Tensor, seq) -> torch.Tensor:
+    """[C, T] -> [C, decoded_samples]: zero-padded or cut to whole latent tokens (as the decoder makes)."""
+    n = seq.decoded_samples
+    return torch.nn.functional.pad(wave, (0, max(0, n - wave.shape[-1])))[..., :n]
+
+
+def _seq(duration: float, cfg):
+    from ..config import SeqConfig
+    return SeqConfig(duration, sample_rate=cfg.sample_rate, hop=cfg.hop, latent_downsample=cfg.latent_downsample)
+
+
+def video_folder_clips(folder: str | Path, captions_csv: str | Path | None,
+                       extractor: FeatureExtractor) -> Iterator[Clip]:
+    """`videos:DIR[,captions.csv]` -> one Clip per video file in DIR (sorted, not recursive): its
+    audio track is the target, its frames are sampled by time exactly as generation samples them,
+    its caption comes from the CSV (matched by file name, with or without extension).
+
+    Videos without an audio track, unreadable files and clips too short for the sync encoder are
+    skipped with a warning; a folder with no usable video raises ValueError."""
+    from ..io import MediaError, probe, read_audio, sample_streams, streams_for
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"videos:{folder}: not a folder; give a folder of video files")
+    captions = read_caption_csv(captions_csv) if captions_csv else {}
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    cfg, used = extractor.codec_cfg, 0
+    for path in files:
+        try:
+            info = probe(path)
+            if not info.has_audio:
+                raise MediaError(path, "has no audio track, so there is nothing to learn from",
+                                 "add videos with sound")
+            wave, _ = read_audio(path, sample_rate=cfg.sample_rate)                       # C T
+            duration = min(info.duration, wave.shape[-1] / cfg.sample_rate)
+            seq = _seq(duration, cfg)
+            specs = streams_for(seq, visual_size=extractor.visual_size, sync_size=extractor.sync_size)
+            frames = sample_streams(path, specs, duration=duration)
+        except (MediaError, ValueError) as err:
+            log.warning("videos: skipping %s: %s", path.name, err)
+            continue
+        used += 1
+        yield Clip(wave=_whole_tokens(wave, seq), duration=duration, visual_frames=frames["visual"],
+                   sync_frames=frames["sync"], caption=captions.get(path.name, captions.get(path.stem)),
+                   source=f"videos/{path.name}")
+    if used == 0:
+        raise ValueError(f"videos:{folder}: no usable video with sound among {len(files)} file(s) with "
+                         f"suffixes {', '.join(VIDEO_SUFFIXES)}")
+
+
+def audio_caption_clips(csv_path: str | Path, audio_dir: str | Path | None,
+                        extractor: FeatureExtractor) -> Iterator[Clip]:
+    """`audiocaps:CSV[,AUDIO_DIR]` -> one text-only Clip (no frames) per CSV row whose audio file is
+    found in AUDIO_DIR (default: the CSV's folder), as named or with an audio suffix added."""
+    from ..io import MediaError, read_audio
+    base = Path(audio_dir) if audio_dir else Path(csv_path).parent
+    rows = read_caption_csv(csv_path)
+    cfg, used = extractor.codec_cfg, 0
+    for name, caption in rows.items():
+        path = next((c for c in [base / name, *(base / f"{name}{s}" for s in AUDIO_SUFFIXES)] if c.is_file()), None)
+        if path is None:
+            log.warning("audiocaps: skipping %r: no such audio file in %s", name, base)
+            continue
+        try:
+            wave, _ = read_audio(path, sample_rate=cfg.sample_rate)                       # C T
+            seq = _seq(wave.shape[-1] / cfg.sample_rate, cfg)
+        except (MediaError, ValueError) as err:
+            log.warning("audiocaps: skipping %s: %s", path.name, err)
+            continue
+        used += 1
+        yield Clip(wave=_whole_tokens(wave, seq), duration=seq.duration, caption=caption,
+                   source=f"audiocaps/{path.name}")
+    if used == 0:
+        raise ValueError(f"audiocaps:{csv_path}: none of its {len(rows)} rows names an audio file found in {base}")
+
+
 def _sources(specs: list[str], extractor: FeatureExtractor, seed: int) -> Iterator[tuple[str, Iterable[Clip]]]:
     for spec in specs:
         kind, args = parse_spec(spec)
@@ -216,10 +296,13 @@ def _sources(specs: list[str], extractor: FeatureExtractor, seed: int) -> Iterat
             yield spec, synthetic_clips(int(args[0]), seed=seed, visual_size=extractor.visual_size,
                                         sync_size=extractor.sync_size, sample_rate=cfg.sample_rate,
                                         hop=cfg.hop, latent_downsample=cfg.latent_downsample)
+        elif kind == "videos":
+            yield spec, video_folder_clips(args[0], args[1] if len(args) > 1 else None, extractor)
+        elif kind == "audiocaps":
+            yield spec, audio_caption_clips(args[0], args[1] if len(args) > 1 else None, extractor)
         else:
-            raise NotImplementedError(
-                f"{kind}: reading video folders and audio-caption CSVs is not wired into `extract` yet; "
-                "this build extracts synthetic:N only (write other shards with FeatureExtractor + extract())")
+            raise ValueError(f"{spec}: feature shards are read directly by `train --data shards:DIR`; "
+                             "extract reads synthetic:, videos: and audiocaps: descriptions")
 
 
 def add_arguments(p) -> None:
