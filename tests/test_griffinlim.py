@@ -84,7 +84,8 @@ def test_deterministic_and_batch_independent():
     assert torch.equal(a, b)
     torch.testing.assert_close(a[1:2], gl(mel[1:2]), atol=1e-5, rtol=0)
     zero = GriffinLim(CFG, n_iter=4, init="zero")
-    torch.testing.assert_close(zero(mel)[1:2], zero(mel[1:2]), atol=1e-5, rtol=0)
+    # batched and single FFTs round differently on some CPUs (3.5e-5 seen on AVX-512): still batch-independent
+    torch.testing.assert_close(zero(mel)[1:2], zero(mel[1:2]), atol=1e-4, rtol=0)
 
 
 def test_rejects_bad_input():

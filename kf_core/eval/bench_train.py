@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import math
-import time
 
 import torch
+
+from .benchutil import Timer, describe_peak_memory, reset_peak_memory, resolve_device
 
 __all__ = ["add_arguments", "main", "random_records"]
 
@@ -37,27 +38,25 @@ def main(args) -> int:
     from ..train.distributed import DistContext
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = build_model(args.preset, device=args.device)
+    device, _ = resolve_device(args.device)  # a clear error for CUDA asked for but absent
+    model = build_model(args.preset, device=device)
     mc = getattr(model, "cfg", None) or model.config
     codec = {"sample_rate": 44100, "hop": 512, "latent_downsample": 2}
     recs = random_records(args.batch_size, args.duration, latent_channels=mc.latent_dim,
                           visual_dim=mc.visual_dim, sync_dim=mc.sync_dim, text_dim=mc.text_dim, codec=codec)
     trainer = FlowTrainer(model, FlowTrainConfig(batch_size=args.batch_size), recs, codec=codec,
-                          ctx=DistContext(device=torch.device(args.device)))
-    cuda = torch.device(args.device).type == "cuda"
+                          ctx=DistContext(device=device))
     for _ in range(args.warmup_steps):
         trainer.train_step()
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
-        loss = trainer.train_step()["loss"]  # .item() inside syncs every step
-    dt = time.perf_counter() - t0
+    reset_peak_memory(device)  # the window then holds weights, optimiser state and the timed steps
+    with Timer(device) as timer:
+        for _ in range(args.steps):
+            loss = trainer.train_step()["loss"]
+    dt = timer.seconds
     if not math.isfinite(loss):
         raise FloatingPointError(f"benchmark loss is {loss}")
     print(f"bench train {args.preset}: batch {args.batch_size} x {args.duration:g} s on {args.device}, "
           f"{args.steps} steps in {dt:.2f} s -> {args.steps * args.batch_size / dt:.2f} samples/s "
           f"({dt / args.steps * 1000:.0f} ms/step, {torch.get_num_threads()} threads"
-          + (f", bf16 autocast, peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB)" if cuda else ")"))
+          + (", bf16 autocast" if device.type == "cuda" else "") + f"; peak memory {describe_peak_memory(device)})")
     return 0

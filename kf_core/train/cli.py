@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 def add_arguments(p) -> None:
     p.add_argument("--preset", default="kf-tiny", help="model preset (kf_core.PRESETS)")
     p.add_argument("--data", action="append", required=True,
-                   help="feature source, repeatable: shards:DIR (from `extract`), synthetic:N, videos:DIR[,captions.csv] or audiocaps:CSV[,AUDIO_DIR]")
+                   help="feature source, repeatable: shards:DIR (from `extract`), synthetic:N, "
+                        "videos:DIR[,captions.csv] or audiocaps:CSV[,AUDIO_DIR]")
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--out", required=True, help="run folder: checkpoints, metrics.csv, tb/, exported weights")
     p.add_argument("--batch-size", type=int, default=8, help="per rank")

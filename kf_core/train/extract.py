@@ -177,6 +177,18 @@ def make_extractor(*, vae, codec_cfg, latent_mean: torch.Tensor, latent_std: tor
     return ex
 
 
+def _whole_tokens(wave: torch.Tensor, seq) -> torch.Tensor:
+    """[C, T] -> [C, decoded_samples]: zero-padded or cut to whole latent tokens (as the decoder makes)."""
+    n = seq.decoded_samples
+    return torch.nn.functional.pad(wave, (0, max(0, n - wave.shape[-1])))[..., :n]
+
+
+def _seq(duration: float, cfg):
+    """Duration (s) + the codec's CodecConfig -> SeqConfig at the codec's rates."""
+    from ..config import SeqConfig
+    return SeqConfig(duration, sample_rate=cfg.sample_rate, hop=cfg.hop, latent_downsample=cfg.latent_downsample)
+
+
 def synthetic_clips(n: int, *, seed: int, visual_size: int, sync_size: int, sample_rate: int = 44100,
                     hop: int = 512, latent_downsample: int = 2, split: str = "train",
                     start: int = 0) -> Iterator[Clip]:
@@ -197,9 +209,8 @@ def synthetic_clip(index: int, *, seed: int, visual_size: int, sync_size: int, s
     from ..io import frames_from_images, streams_for
     c = make_clip(split_seed(index, seed, split), duration=duration, sample_rate=sample_rate)
     seq = SeqConfig(c.duration, sample_rate=sample_rate, hop=hop, latent_downsample=latent_downsample)
-    wave = torch.from_numpy(c.audio)                                           # 2 T
     # whole latent tokens: the mel then has exactly 2·La frames, as the decoder makes
-    wave = torch.nn.functional.pad(wave, (0, max(0, seq.decoded_samples - wave.shape[1])))
+    wave = _whole_tokens(torch.from_numpy(c.audio), seq)                       # 2 T
     images = torch.from_numpy(c.frames)                                        # N H W 3 uint8
     streams = streams_for(seq, visual_size=visual_size, sync_size=sync_size)
     frames = {name: frames_from_images(images, c.fps, spec.fps, size=spec.size, mode=spec.mode,
@@ -211,17 +222,6 @@ def synthetic_clip(index: int, *, seed: int, visual_size: int, sync_size: int, s
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
-
-
-def _whole_tokens(wave: torch.Tensor, seq) -> torch.Tensor:
-    """[C, T] -> [C, decoded_samples]: zero-padded or cut to whole latent tokens (as the decoder makes)."""
-    n = seq.decoded_samples
-    return torch.nn.functional.pad(wave, (0, max(0, n - wave.shape[-1])))[..., :n]
-
-
-def _seq(duration: float, cfg):
-    from ..config import SeqConfig
-    return SeqConfig(duration, sample_rate=cfg.sample_rate, hop=cfg.hop, latent_downsample=cfg.latent_downsample)
 
 
 def video_folder_clips(folder: str | Path, captions_csv: str | Path | None,

@@ -9,8 +9,8 @@ run again with the same --work folder):
   3. Mel-VAE    paper Alg. 2 stages 1–2 (`VAETrainer`); latent statistics from its posteriors
   4. Mono2Stereo visual-conditioned pan network on the codec set
   5. sync       the tiny Synchformer learns per-token onset presence (its own objective), then frozen
-  6. features   variable-length (2–12 s) synthetic clips through the frozen encoders and the
-                VAE posterior into feature shards (`FeatureExtractor`, parallel workers)
+  6. features   variable-length (2–10 s, mostly 2–4 s) synthetic clips through the frozen
+                encoders and the VAE posterior into feature shards (`FeatureExtractor`, parallel workers)
   7. DiT        flow matching, paper Alg. 1 (`FlowTrainer`, length-bucketed batches), EMA weights
                 exported in float16 (config: `tiny_dit.tiny_dit_config()`)
 The vocoder is Griffin-Lim (manifest "vocoder": null). OUT gets the model folder layout of
@@ -53,7 +53,7 @@ class TinyRecipe:
     sync_clips: int           # 2.56 s clips for the sync encoder's onset objective
     sync_steps: int
     sync_batch: int           # 16-frame segments per step
-    dit_clips: int            # variable-length clips (2–12 s) for the DiT
+    dit_clips: int            # variable-length clips (2–10 s) for the DiT
     dit_steps: int
     dit_batch: int
     dit_lr: float = 1e-3

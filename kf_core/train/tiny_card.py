@@ -71,25 +71,14 @@ def _overrides(recipe: dict) -> str:
     return f" --dit-steps {recipe['dit_steps']}" if base and base.dit_steps != recipe["dit_steps"] else ""
 
 
-_STAT_KEYS = ("latent_mean", "latent_std")  # save_dit stores the codec statistics beside the weights
-
-
 def _dit_params(folder: Path) -> str:
-    """'3.3 M parameters' counted from OUT/dit.safetensors (or 'parameters not counted' without it)."""
+    """'3.3 M parameters' of the network in OUT/dit.safetensors (or 'parameters not counted' without it)."""
     path = folder / "dit.safetensors"
     if not path.is_file():
         return "parameters not counted"
-    from safetensors import safe_open
-    with safe_open(str(path), "pt") as f:
-        n = sum(_numel(f.get_slice(k).get_shape()) for k in f.keys() if k not in _STAT_KEYS)
-    return f"{n / 1e6:.1f} M parameters"
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
+    from ..loading.dit import load_dit
+    model, _ = load_dit(path)
+    return f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters"
 
 
 def write_model_card(folder: Path) -> Path:

@@ -1,7 +1,7 @@
 """kf-tiny's DiT stage: flow matching (Alg. 1) on the feature shards with length-bucketed batches.
 
-Clips are 2–12 s long; a random batch is padded to its longest clip, so on a CPU most of the work
-would go to padding. `BucketedOrder` draws batches of similar lengths instead (a drop-in for the
+Clips are 2–10 s long (`tiny_workers.clip_duration`); a random batch is padded to its longest
+clip, so on a CPU most of the work would go to padding. `BucketedOrder` draws batches of similar lengths instead (a drop-in for the
 trainer's `BatchOrder`: deterministic, resumable, every clip once per epoch).
 
 Shape legend: C latent channels.
