@@ -7,7 +7,7 @@
 decode: un-normalise (z·std + mean) -> Mel-VAE decode -> Mono2Stereo (or L = R = mono without one)
 -> vocoder on each channel -> trim/pad to `num_samples`. The VAE is anything with
 `encode(mel [B,M,F]) -> posterior with .mean/.std [B,C,La]` and `decode(z [B,C,La]) -> mel [B,M,2La]`
-(MelVAE, MMAudioVAE); the vocoder anything mapping mel [N,M,F] -> wave [N,1,F·hop] (BigVGAN,
+(MelVAE, MMAudioVAE); the vocoder anything mapping mel [N,M,F] -> wave [N,1,F·hop] (Vocos, BigVGAN,
 GriffinLim, the default). Latent normalisation belongs to the codec (DESIGN §3).
 
 Shape legend: B batch, T samples, Ch audio channels, M mel bins, F mel frames, La latent frames,

@@ -1,4 +1,5 @@
-"""Log-mel front end (MMAudio / BigVGAN-v2 recipe) and its approximate inverse for Griffin-Lim.
+"""Log-mel front end (MMAudio / BigVGAN-v2 recipe), its approximate inverse for Griffin-Lim, and the
+inverse of its STFT framing (`InverseSTFT`, shared by Griffin-Lim and the iSTFT-head vocoder).
 
 wave [B,T] -> clamp to [-1, 1] -> reflect-pad (n_fft - hop)/2 on both sides -> STFT with
 center=False and a periodic Hann window -> magnitude sqrt(re² + im² + 1e-9) -> Slaney mel
@@ -21,7 +22,8 @@ from torch import nn
 
 from ..config import CodecConfig
 
-__all__ = ["hz_to_mel", "mel_to_hz", "mel_filterbank", "MelSpectrogram", "log_compress", "log_expand"]
+__all__ = ["hz_to_mel", "mel_to_hz", "mel_filterbank", "MelSpectrogram", "InverseSTFT", "log_compress",
+           "log_expand"]
 
 # Slaney's Auditory Toolbox mel scale: linear below 1 kHz (3 mel per 200 Hz), logarithmic above
 # with 27 mels per factor 6.4 in frequency.
@@ -133,3 +135,46 @@ class MelSpectrogram(nn.Module):
             # numpy's SVD: torch.linalg.pinv takes seconds on a 128 x 1025 matrix on some CPUs.
             self._pinv = torch.from_numpy(np.linalg.pinv(self.mel_basis.double().cpu().numpy())).float()
         return self._pinv
+
+
+class InverseSTFT(nn.Module):
+    """Complex STFT [B,K,F] in the front end's framing -> its least-squares waveform [B,F·hop].
+
+    The front end reflect-pads (n_fft − hop)/2 samples and frames with center=False, so frame f
+    covers samples [f·hop − pad, f·hop − pad + n_fft). The inverse overlap-adds irfft(frames)·window
+    and divides by the overlap-added window², then crops the padding: frame f stays centred on
+    sample f·hop + hop/2, and for a consistent spectrogram (torch.stft of a wave) the wave comes back
+    exactly. torch.istft cannot do this framing (center=False fails its window-envelope check at the
+    edges), hence the fold.
+    """
+
+    def __init__(self, n_fft: int, hop: int, win: int | None = None) -> None:
+        super().__init__()
+        win = n_fft if win is None else win
+        if not 0 < hop <= win <= n_fft or (n_fft - hop) % 2:
+            raise ValueError(f"InverseSTFT needs 0 < hop <= win <= n_fft and n_fft - hop even, got "
+                             f"n_fft={n_fft}, hop={hop}, win={win}")
+        self.n_fft, self.hop, self.win, self.pad = n_fft, hop, win, (n_fft - hop) // 2
+
+    def window(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """The periodic Hann window zero-padded (centred) to n_fft, as torch.stft does when win < n_fft.
+
+        Made per call, not a buffer: a model built on the meta device and then loaded keeps no
+        meta tensors."""
+        left = (self.n_fft - self.win) // 2
+        w = torch.hann_window(self.win, periodic=True, device=device, dtype=dtype)
+        return Fn.pad(w, (left, self.n_fft - self.win - left))                    # n_fft
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        if spec.dim() != 3 or spec.shape[1] != self.n_fft // 2 + 1:
+            raise ValueError(f"InverseSTFT expects a complex STFT [B, {self.n_fft // 2 + 1}, F], "
+                             f"got {tuple(spec.shape)}")
+        n_fft, hop, frames = self.n_fft, self.hop, spec.shape[-1]
+        window = self.window(spec.device, spec.real.dtype)
+        chunks = torch.fft.irfft(spec, n=n_fft, dim=1) * window[:, None]          # B n_fft F
+        length = (frames - 1) * hop + n_fft
+        wave = Fn.fold(chunks, (1, length), (1, n_fft), stride=(1, hop))[:, 0, 0]  # B T+2p
+        env = window.square()[None, :, None].expand(1, n_fft, frames)
+        norm = Fn.fold(env, (1, length), (1, n_fft), stride=(1, hop))[:, 0, 0]     # 1 T+2p
+        wave = wave / norm.clamp_min(1e-8)
+        return wave[:, self.pad:self.pad + frames * hop]                           # B F·hop

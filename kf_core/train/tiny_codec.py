@@ -43,15 +43,25 @@ class CodecSet:
         return self.audio[i].float()
 
 
+def codec_clip(index: int, *, seed: int, duration: float | None, sample_rate: int = 44100):
+    """Clip `index` of the codec seed range of the synthetic world (duration None: the world's own)."""
+    from ..data.dataset import split_seed
+    from ..data.synthetic import make_clip
+    # a seed range of its own (offset 500 M) so codec clips never repeat the DiT's clips
+    return make_clip(split_seed(500_000_000 + index, seed, "train"), duration=duration, sample_rate=sample_rate)
+
+
+def codec_audio(index: int, *, seed: int, duration: float | None, sample_rate: int = 44100) -> torch.Tensor:
+    """Codec clip `index` -> its stereo wave [2,T] float16 (what `train vae|vocoder --data synthetic:N` use)."""
+    return torch.from_numpy(codec_clip(index, seed=seed, duration=duration, sample_rate=sample_rate).audio).half()
+
+
 def codec_item(index: int, *, seed: int, duration: float, clip_encoder, sample_rate: int = 44100
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Training clip `index` of the synthetic world at `duration` s -> (stereo wave [2,T] fp16,
     CLIP features [Lv,Dv] of its frames sampled by time at 8 fps)."""
-    from ..data.dataset import split_seed
-    from ..data.synthetic import make_clip
     from ..io import frames_from_images, streams_for
-    # a seed range of its own (offset 500 M) so codec clips never repeat the DiT's clips
-    c = make_clip(split_seed(500_000_000 + index, seed, "train"), duration=duration, sample_rate=sample_rate)
+    c = codec_clip(index, seed=seed, duration=duration, sample_rate=sample_rate)
     seq = SeqConfig(duration, sample_rate=sample_rate)
     spec = streams_for(seq, visual_size=clip_encoder.spec.resize_to or clip_encoder.spec.image_size)["visual"]
     frames = frames_from_images(torch.from_numpy(c.frames), c.fps, spec.fps, size=spec.size, mode=spec.mode,
