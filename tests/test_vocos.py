@@ -12,7 +12,7 @@ import torch.nn.functional as Fn
 
 from kf_core.codec.bundle import load_audio_codec
 from kf_core.codec.load import load_vocoder
-from kf_core.codec.mel import InverseSTFT, MelSpectrogram
+from kf_core.codec.mel import MelSpectrogram, STFTFraming
 from kf_core.codec.mel_vae import MelVAE, MelVAEConfig
 from kf_core.codec.vocos import VOCOS_PRESETS, Vocos, VocosConfig, detect_vocos_config, vocos_config_for
 from kf_core.config import CODEC_PRESETS
@@ -43,7 +43,7 @@ def test_inverse_stft_undoes_the_front_end_framing():
     x = Fn.pad(wave[:, None], (front.pad, front.pad), mode="reflect")[:, 0]
     spec = torch.stft(x, CFG.n_fft, CFG.hop, CFG.win, window=torch.hann_window(CFG.win), center=False,
                       return_complex=True)
-    torch.testing.assert_close(InverseSTFT(CFG.n_fft, CFG.hop)(spec), wave, atol=1e-5, rtol=0)
+    torch.testing.assert_close(STFTFraming(CFG.n_fft, CFG.hop).istft(spec), wave, atol=1e-5, rtol=0)
 
 
 def test_a_frame_sounds_where_the_mel_frame_is():
@@ -52,7 +52,7 @@ def test_a_frame_sounds_where_the_mel_frame_is():
     with torch.no_grad():
         spec = torch.zeros(1, SMALL.bins, 21, dtype=torch.complex64)
         spec[0, 40, 10] = 500.0
-        wave = voc.inverse(spec)[0]
+        wave = voc.transform.istft(spec)[0]
     centre = float((wave.square() * torch.arange(wave.numel())).sum() / wave.square().sum())
     assert abs(centre - (10 * CFG.hop + CFG.hop / 2)) < CFG.hop / 8
 
@@ -66,6 +66,17 @@ def test_magnitude_starts_from_the_filterbank_pseudo_inverse():
     with torch.no_grad():
         mag = voc.spectrum(mel).abs()
     torch.testing.assert_close(mag, front.mel_to_linear(mel).clamp_min(1e-5), rtol=1e-4, atol=1e-6)
+
+
+def test_shifting_the_mel_by_whole_frame_periods_shifts_the_wave():
+    """Away from the edges the vocoder is shift-equivariant for shifts of n_fft/hop frames (its
+    frame-position vectors repeat with that period): dropping 4 mel frames drops 4 hops of samples."""
+    voc, hop = _small(), CFG.hop
+    mel = torch.randn(1, 128, 48, generator=torch.Generator().manual_seed(2)) - 4.0
+    with torch.no_grad():
+        a, b = voc(mel)[0, 0], voc(mel[..., 4:])[0, 0]
+    assert a.abs().max() < 1.0                                   # not clipped
+    torch.testing.assert_close(b[12 * hop:28 * hop], a[16 * hop:32 * hop], atol=2e-5, rtol=0)
 
 
 def test_deterministic_and_batch_independent():
@@ -115,7 +126,7 @@ def test_wrong_files_say_what_they_are(tmp_path):
     with pytest.raises(CheckpointError, match="not a vocoder: it looks like a Kling-Foley Mel-VAE"):
         load_vocoder(vae)
     sd = _small().state_dict()
-    sd["framing"] = torch.tensor([44100, 1024, 256, 0, 0, 0])   # head has 2·1025 outputs, framing says 1024
+    sd["framing"] = torch.tensor([44100, 1024, 256, 0, 0, 0, 0])   # head has 2·1025 outputs, framing says 1024
     bad = save_state_dict(sd, tmp_path / "bad.safetensors")
     with pytest.raises(CheckpointError, match="tensors do not fit"):
         load_vocoder(bad)

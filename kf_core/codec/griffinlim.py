@@ -7,7 +7,7 @@ term t_n = c_n + α (c_n − c_{n−1}) on the consistent estimate.
 
 The STFT used here is exactly the front end's (reflect pad (n_fft − hop)/2, center=False,
 periodic Hann), and the inverse is the least-squares overlap-add of that framing, cropped back
-to F·hop samples (`mel.InverseSTFT`). So frame f stays centred on sample f·hop + hop/2 and onsets land where the
+to F·hop samples (`mel.STFTFraming`). So frame f stays centred on sample f·hop + hop/2 and onsets land where the
 front end saw them. The initial phase is drawn from a seeded CPU generator (deterministic, the
 same for every batch item) or is zero.
 
@@ -18,11 +18,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as Fn
 from torch import nn
 
 from ..config import CodecConfig
-from .mel import InverseSTFT, MelSpectrogram
+from .mel import MelSpectrogram, STFTFraming
 
 __all__ = ["GriffinLim"]
 
@@ -41,17 +40,11 @@ class GriffinLim(nn.Module):
             raise ValueError(f"GriffinLim init must be 'random' or 'zero' phase, got {init!r}")
         self.cfg, self.n_iter, self.momentum, self.init, self.seed = cfg, n_iter, momentum, init, seed
         self.front = MelSpectrogram(cfg)
-        self.inverse = InverseSTFT(cfg.n_fft, cfg.hop, cfg.win)
+        self.framing = STFTFraming(cfg.n_fft, cfg.hop, cfg.win)
 
     @property
     def hop(self) -> int:
         return self.cfg.hop
-
-    def _stft(self, wave: torch.Tensor) -> torch.Tensor:
-        """wave [B,T] -> complex STFT [B,K,F] with the front end's padding and framing."""
-        x = Fn.pad(wave[:, None], (self.front.pad, self.front.pad), mode="reflect")[:, 0]
-        return torch.stft(x, self.cfg.n_fft, hop_length=self.cfg.hop, win_length=self.cfg.win,
-                          window=self.front.window, center=False, return_complex=True)
 
     def _initial_phase(self, shape: torch.Size, device: torch.device) -> torch.Tensor:
         if self.init == "zero":
@@ -73,11 +66,11 @@ class GriffinLim(nn.Module):
         phase = self._initial_phase(mag.shape, mag.device)                           # B K F
         alpha = self.momentum
         prev = torch.zeros_like(phase)
-        wave = self.inverse(mag * phase)                                             # B T
+        wave = self.framing.istft(mag * phase)                                             # B T
         for _ in range(self.n_iter):
-            consistent = self._stft(wave)                                            # B K F
+            consistent = self.framing.stft(wave)                                            # B K F
             accel = consistent - (alpha / (1 + alpha)) * prev if alpha else consistent
             prev = consistent
             phase = accel / accel.abs().clamp_min(1e-12)
-            wave = self.inverse(mag * phase)                                         # B T
+            wave = self.framing.istft(mag * phase)                                         # B T
         return wave.clamp(-1.0, 1.0)[:, None]                                        # B 1 T

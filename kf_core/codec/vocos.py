@@ -4,7 +4,7 @@ mel -> Conv1d(k7) embedding -> LayerNorm -> ConvNeXt blocks (depthwise conv k7, 
 pointwise MLP ×3 with GELU, per-channel layer scale, residual) -> LayerNorm -> linear head to
 (log magnitude residual, phase) of every STFT bin. The magnitude is the residual on top of a fixed
 prior, the mel filterbank's pseudo-inverse applied to the linear mel (what Griffin-Lim starts from):
-log|S| = log(max(B⁺·mel_lin, 1e-5)) + residual. Then S = |S|·(cos φ + i sin φ) -> `InverseSTFT` in
+log|S| = log(max(B⁺·mel_lin, 1e-5)) + residual. Then S = |S|·(cos φ + i sin φ) -> `STFTFraming` in
 the front end's own framing (n_fft 2048, hop 512 at 44.1 kHz), so frame f of the output is centred
 where frame f of the mel was and the wave has exactly F·hop samples.
 
@@ -18,7 +18,7 @@ into the phase and the fine spectral detail; the phase is predicted, not iterate
 no Griffin-Lim phase artefacts (Siuzdak, "Vocos", 2023, without the prior).
 
 The file is self-describing: the persistent int buffer `framing` holds (sample_rate, n_fft, hop,
-log kind, fmin Hz, fmax Hz) of the front end it inverts, which the weights alone cannot tell;
+log kind, fmin Hz, fmax Hz) of the front end it inverts and the number of projections, which the weights alone cannot tell;
 `detect_vocos_config` reads the rest from the shapes.
 
 Shape legend: N batch, M mel bins, F mel frames, D width, H MLP width, K STFT bins (n_fft/2 + 1),
@@ -36,7 +36,7 @@ import torch.nn.functional as Fn
 from torch import nn
 
 from ..config import CodecConfig
-from .mel import InverseSTFT, log_expand, mel_filterbank
+from .mel import STFTFraming, log_expand, mel_filterbank
 
 __all__ = ["VocosConfig", "VOCOS_PRESETS", "Vocos", "vocos_config_for", "detect_vocos_config", "is_vocos_state_dict"]
 
@@ -60,6 +60,7 @@ class VocosConfig:
     mlp_dim: int = 576
     layers: int = 8
     kernel_size: int = 7
+    projections: int = 0          # consistency projections after the head (see `Vocos.forward`)
 
     def __post_init__(self) -> None:
         if min(self.n_mels, self.sample_rate, self.dim, self.mlp_dim, self.layers) <= 0:
@@ -69,6 +70,8 @@ class VocosConfig:
                              "n_fft - hop even (the front end pads (n_fft - hop)/2 on each side)")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise ValueError(f"VocosConfig.kernel_size must be odd (same-length convs), got {self.kernel_size}")
+        if not 0 <= self.projections <= 8:
+            raise ValueError(f"VocosConfig.projections must be in 0..8, got {self.projections}")
         if self.log not in LOG_KINDS:
             raise ValueError(f"VocosConfig.log must be one of {LOG_KINDS}, got {self.log!r}")
         if not 0 <= self.fmin < (self.fmax or self.sample_rate / 2) <= self.sample_rate / 2:
@@ -126,12 +129,16 @@ class Vocos(nn.Module):
         k = cfg.kernel_size
         self.embed = nn.Conv1d(cfg.n_mels, cfg.dim, k, padding=k // 2)
         self.norm_in = nn.LayerNorm(cfg.dim, eps=1e-6)
+        # a learned vector per frame index mod n_fft/hop: a steady tone's STFT phase advances by ω·hop
+        # per frame, which a shift-equivariant conv net fed a constant mel cannot produce
+        self.frame_pos = nn.Parameter(torch.zeros(cfg.n_fft // cfg.hop, cfg.dim))
         self.blocks = nn.ModuleList(ConvNeXtBlock(cfg) for _ in range(cfg.layers))
         self.norm_out = nn.LayerNorm(cfg.dim, eps=1e-6)
         self.istft_head = nn.Linear(cfg.dim, 2 * cfg.bins)
         self.register_buffer("framing", torch.tensor(
-            [cfg.sample_rate, cfg.n_fft, cfg.hop, LOG_KINDS.index(cfg.log), cfg.fmin, cfg.fmax], dtype=torch.int64))
-        self.inverse = InverseSTFT(cfg.n_fft, cfg.hop)
+            [cfg.sample_rate, cfg.n_fft, cfg.hop, LOG_KINDS.index(cfg.log), cfg.fmin, cfg.fmax, cfg.projections],
+            dtype=torch.int64))
+        self.transform = STFTFraming(cfg.n_fft, cfg.hop)  # the front end's STFT, both ways
         self._prior: torch.Tensor | None = None  # B⁺ [K, M], made on first use (not a buffer: meta builds)
         self.init_weights()
 
@@ -143,6 +150,7 @@ class Vocos(nn.Module):
                 nn.init.zeros_(m.bias)
         for block in self.blocks:
             nn.init.constant_(block.gamma, 1.0 / self.cfg.layers)
+        nn.init.trunc_normal_(self.frame_pos, std=0.02)
 
     @property
     def hop(self) -> int:
@@ -167,7 +175,9 @@ class Vocos(nn.Module):
         """Log-mel [N,M,F] -> the complex STFT [N,K,F] the head predicts."""
         if mel.dim() != 3 or mel.shape[1] != self.cfg.n_mels:
             raise ValueError(f"Vocos expects a log-mel [N, {self.cfg.n_mels}, F], got {tuple(mel.shape)}")
-        h = self.norm_in(self.embed(mel).transpose(1, 2)).transpose(1, 2)      # N D F
+        h = self.norm_in(self.embed(mel).transpose(1, 2))                       # N F D
+        pos = torch.arange(h.shape[1], device=h.device) % self.frame_pos.shape[0]
+        h = (h + self.frame_pos[pos].to(h.dtype)).transpose(1, 2)               # N D F
         for block in self.blocks:
             h = block(h)                                                       # N D F
         out = self.istft_head(self.norm_out(h.transpose(1, 2)))                # N F 2K
@@ -177,9 +187,24 @@ class Vocos(nn.Module):
         mag = log_mag.clamp(max=LOG_MAG_MAX).exp()
         return torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))   # N K F
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        wave = self.inverse(self.spectrum(mel))                                # N T
-        return wave.clamp(-1.0, 1.0).to(mel.dtype)[:, None]                    # N 1 T
+    def forward(self, mel: torch.Tensor, return_spectrum: bool = False):
+        """mel [N,M,F] -> wave [N,1,F·hop] (and the STFT [N,K,F] it is the inverse of, when
+        return_spectrum, for the trainer's spectrum losses).
+
+        With `projections` P > 0 the head's spectrum S₀ goes through P consistency projections
+        before the last inverse, S ← |S₀|·STFT(iSTFT(S))/|STFT(iSTFT(S))| (Griffin-Lim's step,
+        unrolled and trained through, as in Deep Griffin-Lim): the network learns a phase from
+        which a few projections reach a consistent spectrogram."""
+        spec = self.spectrum(mel)                                              # N K F
+        wave = self.transform.istft(spec)                                        # N T
+        if self.cfg.projections:
+            mag = spec.abs()
+            for _ in range(self.cfg.projections):
+                c = self.transform.stft(wave)                                    # N K F
+                spec = mag * (c / c.abs().clamp_min(1e-5))
+                wave = self.transform.istft(spec)                                # N T
+        wave = wave.clamp(-1.0, 1.0).to(mel.dtype)[:, None]                   # N 1 T
+        return (wave, spec) if return_spectrum else wave
 
 
 def is_vocos_state_dict(sd: Mapping[str, torch.Tensor]) -> bool:
@@ -193,14 +218,14 @@ def detect_vocos_config(sd: Mapping[str, torch.Tensor]) -> VocosConfig:
     if not ids or ids != set(range(len(ids))):
         raise ValueError(f"Vocos blocks must be numbered 0..L-1, found {sorted(ids)}")
     framing = [int(v) for v in sd["framing"].tolist()]
-    if len(framing) != 6 or framing[3] not in (0, 1):
-        raise ValueError(f"the framing buffer must hold (sample_rate, n_fft, hop, log kind 0/1, fmin, fmax), "
-                         f"got {framing}")
-    sample_rate, n_fft, hop, log_kind, fmin, fmax = framing
+    if len(framing) != 7 or framing[3] not in (0, 1):
+        raise ValueError(f"the framing buffer must hold (sample_rate, n_fft, hop, log kind 0/1, fmin, fmax, "
+                         f"projections), got {framing}")
+    sample_rate, n_fft, hop, log_kind, fmin, fmax, projections = framing
     bins = int(sd["istft_head.weight"].shape[0]) // 2
     if bins != n_fft // 2 + 1:
         raise ValueError(f"Vocos head predicts {bins} STFT bins but its framing says n_fft {n_fft} "
                          f"({n_fft // 2 + 1} bins)")
     return VocosConfig(n_mels=n_mels, sample_rate=sample_rate, n_fft=n_fft, hop=hop, log=LOG_KINDS[log_kind],
-                       fmin=fmin, fmax=fmax, dim=dim,
+                       fmin=fmin, fmax=fmax, projections=projections, dim=dim,
                        mlp_dim=int(sd["blocks.0.pwconv1.weight"].shape[0]), layers=len(ids), kernel_size=kernel)

@@ -30,7 +30,8 @@ from .distributed import DistContext, all_reduce_mean, wrap
 from .gan import DiscConfig, MultiResolutionSTFTDiscriminator, hinge_d_loss, hinge_g_loss
 
 __all__ = ["VocoderTrainConfig", "VocoderTrainer", "stft_mag", "multi_resolution_stft_loss", "cosine_lr",
-           "phase_loss", "decoder_mels"]
+           "phase_loss", "phase_error",
+           "spectrum_magnitude_loss", "decoder_mels"]
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,12 @@ class VocoderTrainConfig:
     w_mel: float = 45.0
     w_stft: float = 1.0
     w_gan: float = 1.0
-    w_phase: float = 0.0          # `phase_loss` at phase_resolution (0: not computed)
+    w_phase: float = 0.0          # `phase_loss` of the output wave at phase_resolution (0: off)
     phase_resolution: tuple[int, int] = (2048, 512)
+    # losses on the spectrum an iSTFT-head generator predicts (`forward(mel, return_spectrum=True)`)
+    # against the real wave's STFT in the front end's framing (0: off; APNet's direct supervision)
+    w_spec_mag: float = 0.0
+    w_spec_phase: float = 0.0
     gan_start: int = 0            # first step with adversarial losses
     grad_clip: float = 100.0
     disc: DiscConfig = DiscConfig(channels=16, layers=3, scales=(1,))
@@ -59,7 +64,7 @@ class VocoderTrainConfig:
             raise ValueError(f"resolutions must be (n_fft, hop) pairs with 0 < hop <= n_fft, got {self.resolutions}")
         if self.batch_size <= 0 or self.segment_frames <= 0:
             raise ValueError(f"batch_size ({self.batch_size}) and segment_frames ({self.segment_frames}) must be > 0")
-        if min(self.lr, self.w_mel, self.w_stft, self.w_gan, self.w_phase) < 0 or self.lr_min > self.lr:
+        if min(self.lr, self.w_mel, self.w_stft, self.w_gan, self.w_phase, self.w_spec_mag, self.w_spec_phase) < 0 or self.lr_min > self.lr:
             raise ValueError(f"need lr >= lr_min >= 0 and non-negative loss weights, got lr {self.lr}, "
                              f"lr_min {self.lr_min}, weights {self.w_mel}/{self.w_stft}/{self.w_gan}")
         if min(self.warmup_steps, self.decay_steps, self.gan_start) < 0:
@@ -115,26 +120,35 @@ def decoder_mels(vae: nn.Module, share: float = 0.5):
     return source
 
 
-def phase_loss(fake: torch.Tensor, real: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
-    """Waves [B,T] -> magnitude-weighted phase error of their STFTs: instantaneous phase, group delay
+def phase_error(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Complex STFTs [B,K,F] -> magnitude-weighted phase error: instantaneous phase, group delay
     (phase step along frequency) and instantaneous frequency (phase step along time), each as
     1 − cos(Δ) of unit phasors, so no phase wrapping enters (after APNet's anti-wrapping losses,
-    Ai & Ling 2023). The weights are the real STFT's magnitudes (silent bins have no phase)."""
-    win = torch.hann_window(n_fft, device=fake.device, dtype=fake.dtype)
-    sf = torch.stft(fake, n_fft, hop, window=win, return_complex=True)         # B K F
-    sr = torch.stft(real, n_fft, hop, window=win, return_complex=True)
-    uf, ur = sf / (sf.abs() + 1e-5), sr / (sr.abs() + 1e-5)                   # unit phasors
-    w = sr.abs()
+    Ai & Ling 2023). The weights are the true STFT's magnitudes (silent bins have no phase)."""
+    up, ut = pred / pred.abs().clamp_min(1e-4), true / true.abs().clamp_min(1e-4)  # unit phasors
+    w = true.abs()
     w = w / w.sum(dim=(1, 2), keepdim=True).clamp_min(1e-7)                   # B K F, sums to 1 per item
 
     def err(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return ((1 - (a * b.conj()).real) * weight).sum(dim=(1, 2)).mean()
 
-    ip = err(uf, ur, w)
-    gd = err(uf[:, 1:] * uf[:, :-1].conj(), ur[:, 1:] * ur[:, :-1].conj(), torch.minimum(w[:, 1:], w[:, :-1]))
-    iaf = err(uf[..., 1:] * uf[..., :-1].conj(), ur[..., 1:] * ur[..., :-1].conj(),
+    ip = err(up, ut, w)
+    gd = err(up[:, 1:] * up[:, :-1].conj(), ut[:, 1:] * ut[:, :-1].conj(), torch.minimum(w[:, 1:], w[:, :-1]))
+    iaf = err(up[..., 1:] * up[..., :-1].conj(), ut[..., 1:] * ut[..., :-1].conj(),
               torch.minimum(w[..., 1:], w[..., :-1]))
     return ip + gd + iaf
+
+
+def phase_loss(fake: torch.Tensor, real: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """Waves [B,T] -> `phase_error` of their STFTs (Hann window, n_fft, hop)."""
+    win = torch.hann_window(n_fft, device=fake.device, dtype=fake.dtype)
+    return phase_error(torch.stft(fake, n_fft, hop, window=win, return_complex=True),
+                       torch.stft(real, n_fft, hop, window=win, return_complex=True))
+
+
+def spectrum_magnitude_loss(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Complex STFTs [B,K,F] -> mean |ln|pred| − ln|true|| (magnitudes floored at 1e-5)."""
+    return Fn.l1_loss(pred.abs().clamp_min(1e-5).log(), true.abs().clamp_min(1e-5).log())
 
 
 def _mono(wave: torch.Tensor) -> torch.Tensor:
@@ -147,12 +161,16 @@ class VocoderTrainer:
 
     def __init__(self, generator: nn.Module, cfg: VocoderTrainConfig, clips, mel_fn, *, hop: int = 512,
                  mel_source=None, device=None, ctx: DistContext | None = None,
-                 export_dtype: torch.dtype = torch.float32) -> None:
+                 export_dtype: torch.dtype = torch.float32, stft=None) -> None:
         self.ctx = ctx or DistContext(device=torch.device(device or "cpu"))
         if self.ctx.fsdp:
             raise ValueError("vocoders are small: train them with DDP (drop --fsdp); FSDP is for the DiT")
         self.cfg, self.mel_fn, self.device, self.mel_source = cfg, mel_fn, self.ctx.device, mel_source
         self.export_dtype = export_dtype
+        # wave [B,T] -> complex STFT [B,K,F] in the generator's framing, for the spectrum losses
+        self.stft = stft
+        if (cfg.w_spec_mag > 0 or cfg.w_spec_phase > 0) and stft is None:
+            raise ValueError("spectrum losses need `stft` (the codec front end's MelSpectrogram.stft)")
         self.gen = generator.to(self.device)
         self.gen_step = wrap(self.gen, self.ctx)
         self.disc = None
@@ -183,7 +201,12 @@ class VocoderTrainer:
         with torch.no_grad():
             mel = self.mel_fn(real)[..., :self.cfg.segment_frames]              # B M F
             inp = self.mel_source(mel) if self.mel_source is not None else mel
-        fake = self.gen_step(inp)[:, 0, :real.shape[-1]]                        # B T
+        spectrum_losses = self.cfg.w_spec_mag > 0 or self.cfg.w_spec_phase > 0
+        if spectrum_losses:
+            fake, spec = self.gen_step(inp, return_spectrum=True)               # B 1 T, B K F
+            fake = fake[:, 0, :real.shape[-1]]                                  # B T
+        else:
+            fake = self.gen_step(inp)[:, 0, :real.shape[-1]]                    # B T
         adversarial = self.disc is not None and s >= self.cfg.gan_start
         # the same columns on every row (the metrics CSV keeps the first row's)
         out = {"d": math.nan, "g": math.nan} if self.disc is not None else {}
@@ -197,6 +220,12 @@ class VocoderTrainer:
         l_mel = Fn.l1_loss(self.mel_fn(fake)[..., :mel.shape[-1]], mel)
         l_stft = multi_resolution_stft_loss(fake, real, self.cfg.resolutions)
         total = self.cfg.w_mel * l_mel + self.cfg.w_stft * l_stft
+        if spectrum_losses:
+            true = self.stft(real)[..., :spec.shape[-1]]                        # B K F
+            l_smag, l_sphase = spectrum_magnitude_loss(spec, true), phase_error(spec, true)
+            total = total + self.cfg.w_spec_mag * l_smag + self.cfg.w_spec_phase * l_sphase
+            out["spec_mag"] = all_reduce_mean(l_smag.detach(), self.ctx).item()
+            out["spec_phase"] = all_reduce_mean(l_sphase.detach(), self.ctx).item()
         if self.cfg.w_phase > 0:
             l_phase = phase_loss(fake, real, *self.cfg.phase_resolution)
             total = total + self.cfg.w_phase * l_phase
