@@ -72,6 +72,11 @@ class VisualEncoders:
     def sync_input_size(self) -> int:
         return self.sync.cfg.image_size
 
+    @property
+    def sync_resize(self) -> str:
+        """How frames are fitted to the sync encoder's square input: "crop" or "squash"."""
+        return self.sync.cfg.resize
+
     def encode(self, visual_u8: torch.Tensor, sync_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 frames [Tv,3,S,S], [Ts,3,S',S'] -> visual [1,Lv,Dv], sync [1,Ls,Ds]."""
         from .encoders import sync_frames_from_uint8

@@ -137,7 +137,8 @@ def encode_video(encoders: VisualEncoders, clip: VideoClip, *, duration: float |
         raise ValueError(f"{start:.3f} s + {duration:.3f} s reaches past the end of the video "
                          f"({clip.duration:.3f} s); leave the duration empty to use the video's length")
     seq = SeqConfig(duration)
-    streams = streams_for(seq, visual_size=encoders.visual_input_size, sync_size=encoders.sync_input_size)
+    streams = streams_for(seq, visual_size=encoders.visual_input_size, sync_size=encoders.sync_input_size,
+                          sync_mode=encoders.sync_resize)
     if clip.path is not None:
         frames = sample_streams(clip.path, streams, duration=duration, start=start, check_cancel=check_cancel)
     else:
@@ -255,12 +256,17 @@ def decode_mel(codec: AudioCodec, latents: Latents) -> Mel:
 
 
 def to_stereo(codec: AudioCodec, mel: Mel, video: VideoCondition | None = None) -> Mel:
-    """Mono log-mel [B,1,M,F] -> stereo [B,2,M,F] by Mono2Stereo (energy-preserving pan)."""
+    """Mono log-mel [B,1,M,F] -> stereo [B,2,M,F] by Mono2Stereo (energy-preserving pan), following the
+    video's image features or sync tokens, whichever the module was trained on."""
     if mel.mel.shape[1] == 2:
         return mel
     if mel.mel.shape[1] != 1:
         raise ValueError(f"to_stereo expects a mono mel [B,1,M,F], got {tuple(mel.mel.shape)}")
-    visual = None if video is None else video.visual.expand(mel.mel.shape[0], -1, -1)
+    visual = None
+    if video is not None:  # the features the module was trained on: image frames or sync tokens
+        m2s = codec.mono2stereo
+        feats = video.sync if m2s is not None and m2s.cfg.cond == "sync" else video.visual
+        visual = feats.expand(mel.mel.shape[0], -1, -1)
     with torch.inference_mode():
         stereo = codec.to_stereo(mel.mel[:, 0], visual)                # B 2 M F
     return replace(mel, mel=stereo.float())

@@ -7,12 +7,16 @@ log L = log M + log(2p) (log(2p) = ln 2 + logsigmoid(a), divided by ln 10 for lo
 the same identity without a floor clamp that would break it.
 
 Network: a small residual 1D conv stack over frames, channels = mel bins in, `hidden` inside; the
-optional visual features are projected to `hidden` and linearly resampled in time to the F mel
-frames, so a source that moves on screen can pan over time. The output conv is zero-initialised:
-an untrained module gives p = 0.5 (L = R = M).
+optional video features are projected to `hidden` and brought to the F mel frames, so a source
+that moves on screen can pan over time: `cond="visual"` takes per-frame image features [B,Lv,Dv]
+(linearly resampled in time), `cond="sync"` takes Synchformer tokens [B,Ls,Ds], each mel frame
+reading the tokens that show its instant (`model.sync_align`; kf-tiny's sync encoder is trained to
+say where the sound of each moment comes from). The output conv is zero-initialised: an untrained
+module gives p = 0.5 (L = R = M).
 
 Files: the state dict holds `pan_net.*` and a 0-d `log_scale` buffer (1 for ln mels, 1/ln 10 for
-log10), so `load_mono2stereo(path)` rebuilds the module from the file alone.
+log10), plus `frame_seconds` (hop / sample rate) for sync-conditioned modules, so
+`load_mono2stereo(path)` rebuilds the module from the file alone.
 
 Shape legend: B batch, M mel bins, F mel frames, D hidden width, Lv visual frames, Dv visual width.
 """
@@ -27,6 +31,7 @@ import torch.nn.functional as Fn
 from torch import nn
 
 from ..loading.state import CheckpointError, load_strict, read_state_dict
+from ..model.sync_align import at_times, sync_slots
 from .mel import log_compress, log_expand
 
 __all__ = ["Mono2StereoConfig", "Mono2Stereo", "pan_targets", "stereo_targets", "load_mono2stereo"]
@@ -40,8 +45,12 @@ class Mono2StereoConfig:
     layers: int = 4
     kernel_size: int = 5
     log: str = "ln"
+    cond: str = "visual"                  # what visual_dim features are: "visual" frames or "sync" tokens
+    frame_seconds: float = 512 / 44100    # mel hop in seconds (sync features are placed by time)
 
     def __post_init__(self) -> None:
+        if self.cond not in ("visual", "sync"):
+            raise ValueError(f"Mono2StereoConfig.cond must be 'visual' or 'sync', got {self.cond!r}")
         if self.n_mels <= 0 or self.hidden <= 0 or self.layers < 0:
             raise ValueError(f"Mono2StereoConfig needs positive n_mels/hidden and layers >= 0, got "
                              f"{self.n_mels}/{self.hidden}/{self.layers}")
@@ -71,6 +80,7 @@ class PanNet(nn.Module):
     def __init__(self, cfg: Mono2StereoConfig) -> None:
         super().__init__()
         k = cfg.kernel_size
+        self.cfg = cfg
         self.conv_in = nn.Conv1d(cfg.n_mels, cfg.hidden, k, padding=k // 2)
         self.visual_proj = nn.Linear(cfg.visual_dim, cfg.hidden) if cfg.visual_dim else None
         self.blocks = nn.ModuleList(_Block(cfg.hidden, k, 2 ** (i % 4)) for i in range(cfg.layers))
@@ -84,8 +94,13 @@ class PanNet(nn.Module):
         x = mel - mel.mean(dim=(1, 2), keepdim=True)                           # B M F
         h = self.conv_in(x)                                                    # B D F
         if visual is not None and self.visual_proj is not None:
-            v = self.visual_proj(visual).transpose(1, 2)                       # B D Lv
-            h = h + Fn.interpolate(v, size=mel.shape[-1], mode="linear", align_corners=False)  # B D F
+            if self.cfg.cond == "sync":
+                times = (torch.arange(mel.shape[-1], device=mel.device) + 0.5) * self.cfg.frame_seconds  # F
+                v = at_times(sync_slots(self.visual_proj(visual)), times).transpose(1, 2)  # B D F
+                h = h + v
+            else:
+                v = self.visual_proj(visual).transpose(1, 2)                   # B D Lv
+                h = h + Fn.interpolate(v, size=mel.shape[-1], mode="linear", align_corners=False)  # B D F
         for block in self.blocks:
             h = block(h)                                                       # B D F
         return self.conv_out(Fn.silu(self.norm_out(h)))                        # B M F
@@ -95,12 +110,15 @@ class Mono2Stereo(nn.Module):
     """Mono log-mel [B,M,F] (+ visual [B,Lv,Dv]) -> [B,2,M,F] with (L + R)/2 = mono in linear mel."""
 
     def __init__(self, n_mels: int = 128, visual_dim: int | None = None, hidden: int = 128, layers: int = 4,
-                 kernel_size: int = 5, log: str = "ln") -> None:
+                 kernel_size: int = 5, log: str = "ln", cond: str = "visual",
+                 frame_seconds: float = 512 / 44100) -> None:
         super().__init__()
-        self.cfg = Mono2StereoConfig(n_mels, visual_dim, hidden, layers, kernel_size, log)
+        self.cfg = Mono2StereoConfig(n_mels, visual_dim, hidden, layers, kernel_size, log, cond, frame_seconds)
         self.pan_net = PanNet(self.cfg)
         scale = 1.0 if log == "ln" else 1.0 / math.log(10.0)
         self.register_buffer("log_scale", torch.tensor(scale, dtype=torch.float32))
+        if cond == "sync":
+            self.register_buffer("frame_seconds", torch.tensor(frame_seconds, dtype=torch.float64))
 
     def pan_logits(self, mel: torch.Tensor, visual: torch.Tensor | None = None) -> torch.Tensor:
         """Log-mel [B,M,F] (+ visual [B,Lv,Dv]) -> pan logits a [B,M,F]; p = sigmoid(a) is the left share."""
@@ -163,7 +181,10 @@ def load_mono2stereo(path: str | Path, *, device=None, dtype=None) -> Mono2Stere
     visual = sd.get("pan_net.visual_proj.weight")
     scale = float(sd["log_scale"]) if "log_scale" in sd else 1.0
     log = "ln" if abs(scale - 1.0) < 1e-6 else "log10"
+    cond = "sync" if "frame_seconds" in sd else "visual"
+    frame_s = float(sd["frame_seconds"]) if cond == "sync" else 512 / 44100
     with torch.device("meta"):
-        model = Mono2Stereo(n_mels, None if visual is None else visual.shape[1], hidden, layers, kernel, log)
+        model = Mono2Stereo(n_mels, None if visual is None else visual.shape[1], hidden, layers, kernel, log,
+                            cond, frame_s)
     load_strict(model, sd, what=path.name)
     return model.to(device=device, dtype=dtype).eval()

@@ -67,11 +67,13 @@ class StreamSpec:
         return spec if isinstance(spec, StreamSpec) else cls(*spec)
 
 
-def streams_for(seq: SeqConfig, *, visual_size: int = 224, sync_size: int = 224) -> dict[str, StreamSpec]:
-    """SeqConfig in, the {"visual", "sync"} StreamSpecs whose counts are its visual_len / sync_frames."""
+def streams_for(seq: SeqConfig, *, visual_size: int = 224, sync_size: int = 224,
+                sync_mode: str = "crop") -> dict[str, StreamSpec]:
+    """SeqConfig in, the {"visual", "sync"} StreamSpecs whose counts are its visual_len / sync_frames
+    (`sync_mode`: how the sync encoder wants frames fitted, its config's `resize`)."""
     return {
         "visual": StreamSpec(seq.visual_fps, visual_size, "squash", count=seq.visual_len),
-        "sync": StreamSpec(seq.sync_fps, sync_size, "crop", count=seq.sync_frames,
+        "sync": StreamSpec(seq.sync_fps, sync_size, sync_mode, count=seq.sync_frames,
                            min_count=seq.sync_segment),
     }
 

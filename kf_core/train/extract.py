@@ -174,6 +174,7 @@ def make_extractor(*, vae, codec_cfg, latent_mean: torch.Tensor, latent_std: tor
     ex.codec_cfg = codec_cfg
     ex.visual_size = None if clip is None else (clip.spec.resize_to or clip.spec.image_size)
     ex.sync_size = None if sync is None else sync.cfg.image_size
+    ex.sync_mode = "crop" if sync is None else sync.cfg.resize
     return ex
 
 
@@ -201,7 +202,7 @@ def synthetic_clips(n: int, *, seed: int, visual_size: int, sync_size: int, samp
 
 def synthetic_clip(index: int, *, seed: int, visual_size: int, sync_size: int, sample_rate: int = 44100,
                    hop: int = 512, latent_downsample: int = 2, split: str = "train",
-                   duration: float | None = None) -> Clip:
+                   duration: float | None = None, sync_mode: str = "crop") -> Clip:
     """One synthetic clip (item `index` of `split`) -> Clip ready for `FeatureExtractor.record`."""
     from ..config import SeqConfig
     from ..data.dataset import split_seed
@@ -212,7 +213,7 @@ def synthetic_clip(index: int, *, seed: int, visual_size: int, sync_size: int, s
     # whole latent tokens: the mel then has exactly 2·La frames, as the decoder makes
     wave = _whole_tokens(torch.from_numpy(c.audio), seq)                       # 2 T
     images = torch.from_numpy(c.frames)                                        # N H W 3 uint8
-    streams = streams_for(seq, visual_size=visual_size, sync_size=sync_size)
+    streams = streams_for(seq, visual_size=visual_size, sync_size=sync_size, sync_mode=sync_mode)
     frames = {name: frames_from_images(images, c.fps, spec.fps, size=spec.size, mode=spec.mode,
                                        count=spec.count, duration=c.duration, min_count=spec.min_count)
               for name, spec in streams.items()}
@@ -248,7 +249,8 @@ def video_folder_clips(folder: str | Path, captions_csv: str | Path | None,
             wave, _ = read_audio(path, sample_rate=cfg.sample_rate)                       # C T
             duration = min(info.duration, wave.shape[-1] / cfg.sample_rate)
             seq = _seq(duration, cfg)
-            specs = streams_for(seq, visual_size=extractor.visual_size, sync_size=extractor.sync_size)
+            specs = streams_for(seq, visual_size=extractor.visual_size, sync_size=extractor.sync_size,
+                                sync_mode=extractor.sync_mode)
             frames = sample_streams(path, specs, duration=duration)
         except (MediaError, ValueError) as err:
             log.warning("videos: skipping %s: %s", path.name, err)
