@@ -41,8 +41,8 @@ class StandInDiT(nn.Module):
         self.net = nn.Sequential(nn.Linear(C + 1 + width, width), nn.SiLU(), nn.Linear(width, C))
         self.calls: list[dict] = []
 
-    def prepare(self, *, seq, visual=None, sync=None, text=None, text_mask=None,
-                seconds_start=0.0, seconds_total=None, batch_size=None):
+    def prepare(self, *, seq, visual=None, sync=None, text=None, text_mask=None, visual_mask=None,
+                sync_mask=None, audio_mask=None, seconds_start=0.0, seconds_total=None, batch_size=None):
         self.calls.append({"visual": visual, "text": text, "batch_size": batch_size})
         b = batch_size
         v = visual.mean(1) if visual is not None else self.empty_video.expand(b, DV)
@@ -121,16 +121,16 @@ def test_collate_pads_variable_durations_with_masks():
 def test_loss_ignores_padded_audio_tokens():
     model = StandInDiT()
     obj = FlowObjective(model)
-    recs = make_records(2, durations=(1.0, 0.5))
+    recs = make_records(2, durations=(1.0, 0.75))
     b = collate(recs, CODEC)
     x0 = torch.randn_like(b.latent_mean)
     t = torch.rand(2)
     keep = torch.ones(2, dtype=torch.bool)
     loss = obj(b, x0, b.latent_mean, t, keep, keep)
     x1 = b.latent_mean.clone()
-    x1[1, 16:] = 100.0  # garbage in the padding of the short clip
+    x1[1, 24:] = 100.0  # garbage in the padding of the short clip
     x0b = x0.clone()
-    x0b[1, 16:] = -50.0
+    x0b[1, 24:] = -50.0
     assert obj(b, x0b, x1, t, keep, keep).item() == pytest.approx(loss.item(), rel=1e-6)
 
 
@@ -171,7 +171,7 @@ def test_training_reduces_flow_loss():
 
 
 def test_interrupt_and_resume_reproduces_the_trajectory(tmp_path):
-    recs = make_records(24, durations=(1.0, 0.5))
+    recs = make_records(24, durations=(1.0, 0.75))
     cfg = FlowTrainConfig(batch_size=8, lr=1e-3, schedule=InverseLRConfig(warmup=0.5), seed=3)
 
     torch.manual_seed(0)

@@ -5,6 +5,7 @@ Lt text tokens, Dv/Ds/Dt feature widths.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +25,8 @@ class FlowBatch:
     latent_mean: torch.Tensor        # B La C
     latent_std: torch.Tensor         # B La C
     audio_mask: torch.Tensor         # B La  bool, True = real audio token
+    visual_mask: torch.Tensor        # B Lv  bool, True = a real frame of the clip (also for the empties)
+    sync_mask: torch.Tensor          # B Ls  bool, True = a real sync token
     seconds_start: torch.Tensor      # B
     seconds_total: torch.Tensor      # B
     has_video: torch.Tensor          # B bool
@@ -50,8 +53,18 @@ def _pad(t: torch.Tensor, length: int) -> torch.Tensor:
     return torch.cat([t, t.new_zeros(length - t.shape[0], *t.shape[1:])])
 
 
+def _lengths_mask(lens: Sequence[int], length: int) -> torch.Tensor:
+    """Real lengths [B] -> right-padding mask [B, length] (True = real)."""
+    return torch.arange(length)[None, :] < torch.tensor([min(n, length) for n in lens])[:, None]
+
+
 def collate(records: Sequence[FeatureRecord], codec: Mapping[str, int]) -> FlowBatch:
-    """FeatureRecords of any durations -> one FlowBatch padded to the longest clip."""
+    """FeatureRecords of any durations -> one FlowBatch padded to the longest clip.
+
+    The masks give every clip its own lengths (a clip without video still has the visual/sync
+    lengths of its duration, for the learned empties), so `KlingFoleyDiT.prepare` can keep padding
+    out of its real tokens.
+    """
     if not records:
         raise ValueError("collate needs at least one record")
     dur = max(r.duration for r in records)
@@ -60,11 +73,16 @@ def collate(records: Sequence[FeatureRecord], codec: Mapping[str, int]) -> FlowB
     la = max(seq.latent_len, max(r.latent_mean.shape[0] for r in records))
     mean = torch.stack([_pad(r.latent_mean.float(), la) for r in records])  # B La C
     std = torch.stack([_pad(r.latent_std.float(), la) for r in records])    # B La C
-    lens = torch.tensor([min(r.latent_mean.shape[0], la) for r in records])
-    audio_mask = torch.arange(la)[None, :] < lens[:, None]                   # B La
+    audio_mask = _lengths_mask([r.latent_mean.shape[0] for r in records], la)  # B La
+    own = [dataclasses.replace(seq, duration=r.duration) for r in records]
+    visual_mask = _lengths_mask([r.visual.shape[0] if r.visual is not None else s.visual_len
+                                 for r, s in zip(records, own)], seq.visual_len)     # B Lv
+    sync_mask = _lengths_mask([r.sync.shape[0] if r.sync is not None else s.sync_len
+                               for r, s in zip(records, own)], seq.sync_len)         # B Ls
     has_video = torch.tensor([r.visual is not None for r in records])
     has_text = torch.tensor([r.text is not None for r in records])
     batch = FlowBatch(seq=seq, latent_mean=mean, latent_std=std, audio_mask=audio_mask,
+                      visual_mask=visual_mask, sync_mask=sync_mask,
                       seconds_start=torch.tensor([float(r.seconds_start) for r in records]),
                       seconds_total=torch.tensor([float(r.seconds_total) for r in records]),
                       has_video=has_video, has_text=has_text, sources=[r.source for r in records])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import logging
 import time
 from dataclasses import dataclass
@@ -81,24 +80,19 @@ def step_seed(seed: int, rank: int, step: int) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def _accepts(fn, name: str) -> bool:
-    params = inspect.signature(fn).parameters
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
 class FlowObjective(nn.Module):
     """(model, batch, x0, x1, t, use_video, use_text) -> masked flow-matching loss (a scalar).
 
     A module of its own so DDP sees one forward covering `model.prepare` and `model.velocity`.
     Per-sample dropout uses only the documented API: clips are grouped by which modalities they
     use, each group is prepared with None for its missing ones (the model's learned empties), and
-    the groups are joined with `Prepared.cat` for one velocity forward.
+    the groups are joined with `Prepared.cat` for one velocity forward. The batch's padding masks
+    go to `prepare`, so each clip trains the model it would see alone.
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        self._velocity_mask = _accepts(model.velocity, "audio_mask")
 
     def prepare(self, batch: FlowBatch, use_video: torch.Tensor, use_text: torch.Tensor):
         """-> (Prepared for the reordered batch, order [B]) — clips of one pattern sit together."""
@@ -113,6 +107,8 @@ class FlowObjective(nn.Module):
                 sync=batch.sync[idx] if v else None,
                 text=batch.text[idx] if tx else None,
                 text_mask=batch.text_mask[idx] if tx else None,
+                visual_mask=batch.visual_mask[idx], sync_mask=batch.sync_mask[idx],
+                audio_mask=batch.audio_mask[idx],
                 seconds_start=batch.seconds_start[idx],
                 seconds_total=batch.seconds_total[idx],
                 batch_size=len(idx)))
@@ -125,8 +121,7 @@ class FlowObjective(nn.Module):
         prepared, order = self.prepare(batch, use_video, use_text)
         x0, x1, t, mask = x0[order], x1[order], t[order], batch.audio_mask[order]
         xt = t[:, None, None] * x1 + (1 - t[:, None, None]) * x0       # B La C
-        kw = {"audio_mask": mask} if self._velocity_mask else {}
-        v = self.model.velocity(xt, t, prepared, **kw)                    # B La C
+        v = self.model.velocity(xt, t, prepared)                          # B La C
         err = (v.float() - (x1 - x0)).square() * mask[:, :, None]      # B La C
         loss = err.sum() / (mask.sum() * x1.shape[-1]).clamp_min(1)
         # every parameter joins the graph (with zero gradient when unused, e.g. the empties when
