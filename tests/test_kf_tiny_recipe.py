@@ -9,10 +9,11 @@ import torch
 
 from kf_core.codec.mel import MelSpectrogram
 from kf_core.config import CODEC_PRESETS, SeqConfig
+from kf_core.model import PRESETS
 from kf_core.train.extract import MonoLogMel, make_extractor, synthetic_clip
 from kf_core.train.tiny import RECIPES, TinyRecipe
 from kf_core.train.tiny_card import write_curve, write_model_card
-from kf_core.train.tiny_dit import BucketedOrder, tiny_dit_config
+from kf_core.train.tiny_dit import BucketedOrder
 from kf_core.train.tiny_workers import clip_duration
 
 CFG = CODEC_PRESETS["44k"]
@@ -86,12 +87,12 @@ def test_synthetic_clip_features_have_the_pipeline_lengths():
     assert torch.allclose(rec.latent_std, (0.5 * post.logvar).exp()[0].T / 2, atol=1e-6)
 
 
-def test_recipes_validate_and_dit_config_is_the_tiny_preset_with_pointwise_mlps():
+def test_recipes_validate_and_the_dit_is_the_tiny_preset_with_pointwise_mlps():
     assert RECIPES["full"].dit_steps > RECIPES["smoke"].dit_steps
     with pytest.raises(ValueError, match="must be positive"):
         TinyRecipe("bad", codec_clips=0, codec_clip_s=2.0, vae_steps=1, vae_batch=1, m2s_steps=1, m2s_batch=1,
                    sync_clips=1, sync_steps=1, sync_batch=1, dit_clips=1, dit_steps=1, dit_batch=1)
-    cfg = tiny_dit_config()
+    cfg = PRESETS["kf-tiny"]  # train_dit builds exactly this
     assert (cfg.hidden_dim, cfg.num_joint, cfg.num_single, cfg.latent_dim) == (128, 2, 2, 16)
     assert cfg.audio_kernel == 1 and cfg.visual_kernel == 1
 

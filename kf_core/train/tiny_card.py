@@ -116,7 +116,7 @@ def write_model_card(folder: Path) -> Path:
         f"{recipe['vae_steps']} steps, batch {recipe['vae_batch']} × 0.74 s; GAN stages not run. "
         f"Training-set mel L1: {run.get('vae_l1_db_train', float('nan')):.2f} dB.",
         f"- Mono2Stereo (visual-conditioned pan, hidden 64): {recipe['m2s_steps']} steps, batch {recipe['m2s_batch']}.",
-        f"- DiT (`tiny_dit_config()`: the kf-tiny preset with point-wise block MLPs, {_dit_params(folder)}): "
+        f"- DiT (`PRESETS['kf-tiny']`: point-wise block MLPs, {_dit_params(folder)}): "
         f"flow matching (Alg. 1), {recipe['dit_steps']} steps, "
         f"batch {recipe['dit_batch']}, AdamW lr {recipe['dit_lr']:g} with eq. 8 warm-up/decay, EMA "
         f"{recipe['ema_decay']}, video/text dropped with p = {recipe['p_drop_video']}/{recipe['p_drop_text']}; "

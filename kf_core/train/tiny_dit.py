@@ -16,23 +16,7 @@ import torch
 
 from .data import BatchOrder
 
-__all__ = ["BucketedOrder", "train_dit", "tiny_dit_config"]
-
-
-def tiny_dit_config():
-    """PRESETS["kf-tiny"] with point-wise MLPs in the blocks (kernel 1; 3 at the input/output).
-
-    Measured on 2 CPU cores: the kernel-3 ConvMLPs (and the kernel-7 input ConvMLP) hold ~85 % of
-    the preset's FLOPs; this variant trains 1.7x faster (batch 12 × 5.5 s: 0.45 s vs 0.75 s per
-    step) at 3.3 M parameters, so the hour buys more steps. The shipped file records its config.
-
-    Sync tokens are placed at the times their frames show (`sync_upsample="segments"`, see
-    `model.dit.segment_aligned`): with MMAudio's even spreading, a DiT trained for 2000 steps —
-    even one given exact onset times mixed into its sync features — made no use of the video.
-    """
-    from ..model import PRESETS
-    return PRESETS["kf-tiny"].with_(audio_in_kernel=3, audio_kernel=1, visual_kernel=1, sync_in_kernel=3,
-                                    final_kernel=3, sync_upsample="segments")
+__all__ = ["BucketedOrder", "train_dit"]
 
 
 class BucketedOrder(BatchOrder):
@@ -93,7 +77,7 @@ def train_dit(out: Path, work: Path, features: Path, *, steps: int, batch_size: 
     from .schedules import InverseLRConfig
     data = FeatureShards([features])
     torch.manual_seed(seed)
-    model = build_model(tiny_dit_config())
+    model = build_model("kf-tiny")  # the shipped architecture: one name, one network
     cfg = FlowTrainConfig(batch_size=batch_size, lr=lr, ema_decay=ema_decay, p_drop_video=p_drop_video,
                           p_drop_text=p_drop_text, seed=seed,
                           # eq. 8 with constants independent of the run length, so a run of N steps is
