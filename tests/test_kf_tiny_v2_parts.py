@@ -13,7 +13,7 @@ from kf_core.encoders.seeded import seeded_init_
 from kf_core.encoders.synchformer import (FRONTEND_KEY, SYNCHFORMER_PRESETS, Synchformer, motion_frames)
 from kf_core.loading.state import read_state_dict, save_state_dict
 from kf_core.model.dit import segment_aligned
-from kf_core.model.sync_align import at_times, sync_slots
+from kf_core.model.sync import at_times, sync_slots
 
 CFG = CODEC_PRESETS["44k"]
 

@@ -10,7 +10,7 @@ Network: a small residual 1D conv stack over frames, channels = mel bins in, `hi
 optional video features are projected to `hidden` and brought to the F mel frames, so a source
 that moves on screen can pan over time: `cond="visual"` takes per-frame image features [B,Lv,Dv]
 (linearly resampled in time), `cond="sync"` takes Synchformer tokens [B,Ls,Ds], each mel frame
-reading the tokens that show its instant (`model.sync_align`; kf-tiny's sync encoder is trained to
+reading the tokens that show its instant (`model.sync`; kf-tiny's sync encoder is trained to
 say where the sound of each moment comes from). The output conv is zero-initialised: an untrained
 module gives p = 0.5 (L = R = M).
 
@@ -31,7 +31,7 @@ import torch.nn.functional as Fn
 from torch import nn
 
 from ..loading.state import CheckpointError, load_strict, read_state_dict
-from ..model.sync_align import at_times, sync_slots
+from ..model.sync import at_times, sync_slots
 from .mel import log_compress, log_expand
 
 __all__ = ["Mono2StereoConfig", "Mono2Stereo", "pan_targets", "stereo_targets", "load_mono2stereo"]

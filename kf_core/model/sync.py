@@ -12,7 +12,33 @@ import torch.nn.functional as F
 
 from ..config import SeqConfig
 
-__all__ = ["segment_aligned", "align_feature"]
+__all__ = ["segment_aligned", "align_feature", "sync_slots", "at_times"]
+
+
+def sync_slots(s: torch.Tensor, *, tokens_per_segment: int = 8, frames_per_token: int = 2,
+               stride_frames: int = 8) -> torch.Tensor:
+    """Sync tokens [B, Ls, D] (whole segments, in order) -> one feature per frame pair [B, J, D]: the
+    tokens that show the same two frames (overlapping segments) averaged."""
+    b, ls, d = s.shape
+    if ls % tokens_per_segment:
+        raise ValueError(f"sync length {ls} is not a multiple of {tokens_per_segment} tokens per segment")
+    step = stride_frames // frames_per_token                                        # slots between segment starts
+    n_seg = ls // tokens_per_segment
+    slot = (torch.arange(n_seg, device=s.device)[:, None] * step
+            + torch.arange(tokens_per_segment, device=s.device)[None, :]).flatten()  # Ls
+    n_slot = (n_seg - 1) * step + tokens_per_segment
+    summed = s.new_zeros(b, n_slot, d).index_add_(1, slot, s)                        # B J D
+    count = torch.zeros(n_slot, device=s.device).index_add_(0, slot, torch.ones(ls, device=s.device))
+    return summed / count.to(s.dtype)[None, :, None]                                # B J D
+
+
+def at_times(slots: torch.Tensor, times: torch.Tensor, *, fps: float = 25.0,
+             frames_per_token: int = 2) -> torch.Tensor:
+    """Slots [B, J, D] + instants [N] (seconds from the stream's first frame) -> [B, N, D]: each instant
+    takes the slot whose frames cover it (past the last slot: the last one). Mono2Stereo reads sync
+    features per mel frame this way."""
+    j = torch.floor(times.to(torch.float64) * fps / frames_per_token).long().clamp_(0, slots.shape[1] - 1)
+    return slots[:, j.to(slots.device)]                                             # B N D
 
 
 def segment_aligned(s: torch.Tensor, seq: SeqConfig, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -39,9 +65,8 @@ def segment_aligned(s: torch.Tensor, seq: SeqConfig, mask: torch.Tensor | None =
         seq.hop * seq.latent_downsample / seq.sample_rate)                          # La (s)
     j = torch.floor(centre * seq.sync_fps / per).long().clamp_(0, n_slot - 1)       # La
     if mask is None:
-        summed = s.new_zeros(b, n_slot, d).index_add_(1, slot, s)                   # B J D
-        count = torch.zeros(n_slot, device=s.device).index_add_(0, slot, torch.ones(ls, device=s.device))
-        slots = summed / count.to(s.dtype)[None, :, None]                           # B J D
+        slots = sync_slots(s, tokens_per_segment=seq.sync_tokens, frames_per_token=per,
+                           stride_frames=seq.sync_stride)                           # B J D
         return slots[:, j]                                                          # B La D
     real = s.masked_fill(~mask[..., None], 0)                                       # B Ls D
     summed = s.new_zeros(b, n_slot, d).index_add_(1, slot, real)                    # B J D
