@@ -46,9 +46,7 @@ def semantic_item(index: int, *, seed: int, size: int, looks: str = "train", spl
     c = make_clip(split_seed(800_000_000 + index, seed, split), duration=duration, **_looks(looks))
     spec = streams_for(SeqConfig(duration), visual_size=size)["visual"]
     frames = frames_from_images(torch.from_numpy(c.frames), c.fps, spec.fps, size=spec.size, mode=spec.mode,
-                                count=spec.count, duration=duration,
-                                **({"timestamps": c.timestamps} if getattr(c, "timestamps", None) is not None
-                                   else {}))
+                                count=spec.count, duration=duration)
     # frames spread over the clip (a concatenation shows its parts in turn)
     pick = torch.linspace(0, frames.shape[0] - 1, FRAMES_PER_CLIP).round().long()
     labels = torch.tensor([float(k in c.labels) for k in CLASSES])

@@ -45,9 +45,7 @@ def stereo_item(index: int, *, seed: int, sync_encoder, sample_rate: int = 44100
     spec = streams_for(SeqConfig(STEREO_CLIP_S, sample_rate=sample_rate), sync_size=cfg.image_size,
                        sync_mode=cfg.resize)["sync"]
     frames = frames_from_images(torch.from_numpy(c.frames), c.fps, spec.fps, size=spec.size, mode=spec.mode,
-                                count=spec.count, duration=STEREO_CLIP_S, min_count=spec.min_count,
-                                **({"timestamps": c.timestamps} if getattr(c, "timestamps", None) is not None
-                                   else {}))
+                                count=spec.count, duration=STEREO_CLIP_S, min_count=spec.min_count)
     with torch.no_grad():
         sync = sync_encoder.encode_video(sync_frames_from_uint8(frames)[None])[0].float()     # Ls Ds
     return StereoItem(torch.from_numpy(c.audio).half(), sync)

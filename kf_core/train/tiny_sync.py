@@ -52,9 +52,7 @@ def sync_item(index: int, *, seed: int, size: int, resize: str = "squash", looks
                   duration=SYNC_CLIP_S, **_looks(looks))
     spec = streams_for(SeqConfig(SYNC_CLIP_S), sync_size=size, sync_mode=resize)["sync"]
     frames = frames_from_images(torch.from_numpy(c.frames), c.fps, spec.fps, size=spec.size, mode=spec.mode,
-                                count=spec.count, duration=SYNC_CLIP_S, min_count=spec.min_count,
-                                **({"timestamps": c.timestamps} if getattr(c, "timestamps", None) is not None
-                                   else {}))
+                                count=spec.count, duration=SYNC_CLIP_S, min_count=spec.min_count)
     segments = (spec.count - 16) // 8 + 1
     pan, weight = token_pans(c.audio, c.sample_rate, segments)
     return SyncItem(frames, torch.as_tensor(c.onset_times, dtype=torch.float32), pan, weight)
