@@ -13,35 +13,9 @@ from kf_core.model import PRESETS
 from kf_core.train.extract import MonoLogMel, make_extractor, synthetic_clip
 from kf_core.train.tiny import RECIPES, TinyRecipe
 from kf_core.train.tiny_card import write_curve, write_model_card
-from kf_core.train.tiny_dit import BucketedOrder
 from kf_core.train.tiny_workers import clip_duration
 
 CFG = CODEC_PRESETS["44k"]
-
-
-def test_bucketed_order_covers_every_clip_once_per_epoch_with_similar_lengths():
-    lengths = list(torch.randint(80, 520, (96,), generator=torch.Generator().manual_seed(0)).tolist())
-    order = BucketedOrder(lengths, 8, seed=3, pool=4)
-    epoch = [order.next_indices() for _ in range(order.per_epoch)]
-    assert sorted(i for b in epoch for i in b) == list(range(96))
-    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in epoch) / len(epoch)
-    random_spread = 0.8 * (520 - 80)  # the expected range of 8 uniform draws is 7/9 of the interval
-    assert spread < 0.5 * random_spread
-    assert order.next_indices() != epoch[0] or order.epoch == 1  # a new epoch reshuffles
-
-
-def test_bucketed_order_resumes_exactly():
-    lengths = list(range(40, 140))
-    a = BucketedOrder(lengths, 6, seed=1)
-    for _ in range(23):
-        a.next_indices()
-    b = BucketedOrder(lengths, 6, seed=1)
-    b.load_state_dict(a.state_dict())
-    assert [a.next_indices() for _ in range(30)] == [b.next_indices() for _ in range(30)]
-    with pytest.raises(ValueError, match="same features"):
-        BucketedOrder(lengths[:50], 6).load_state_dict(a.state_dict())
-    with pytest.raises(ValueError, match="cannot fill one batch"):
-        BucketedOrder([10, 20], 6)
 
 
 def test_mono_mel_of_stereo_is_the_linear_mel_mean():

@@ -22,6 +22,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..config import SeqConfig
 from .blocks import FinalLayer, JointBlock, StreamBlock
@@ -130,6 +131,10 @@ def _padding_mask(mask: torch.Tensor | None, batch: int, length: int, name: str,
     return None if bool(mask.all()) else mask
 
 
+def _call(block: nn.Module, *args):
+    return block(*args)
+
+
 def _as_batch(value, batch: int, device) -> torch.Tensor:
     t = torch.as_tensor(value, dtype=torch.float32, device=device)
     return t.expand(batch) if t.ndim == 0 else t.reshape(batch)
@@ -173,6 +178,8 @@ class KlingFoleyDiT(nn.Module):
         self.single_blocks = nn.ModuleList([
             StreamBlock(d, cfg.num_heads, h, cfg.audio_kernel, **f) for _ in range(cfg.num_single)])
         self.final = FinalLayer(d, cfg.latent_dim, cfg.final_kernel, **f)
+        # training option, not architecture: recompute each block's activations in backward
+        self.activation_checkpointing = False
         if device is None or torch.device(device).type != "meta":
             self.init_weights()
 
@@ -308,13 +315,18 @@ class KlingFoleyDiT(nn.Module):
             def real(m, like):
                 return m if m is not None else torch.ones(like.shape[:2], dtype=torch.bool, device=x.device)
             joint_mask = torch.cat([real(am, a), real(vm, v), real(tm, tx)], 1)  # B S
+        run = self._checkpointed if self.activation_checkpointing and torch.is_grad_enabled() else _call
         for block in self.joint_blocks:
-            a, v, tx = block(a, v, tx, c_audio, c_global, prepared.rot_audio, prepared.rot_visual, joint_mask,
-                             (am, vm, tm))
+            a, v, tx = run(block, a, v, tx, c_audio, c_global, prepared.rot_audio, prepared.rot_visual,
+                           joint_mask, (am, vm, tm))
         for block in self.single_blocks:
-            a = block(a, c_audio, prepared.rot_audio, am)                # B La D
+            a = run(block, a, c_audio, prepared.rot_audio, am)           # B La D
         c_final = c_audio if self.cfg.final_cond == "extended" else c_global
         return self.final(a, c_final, am)                                # B La C
+
+    @staticmethod
+    def _checkpointed(block: nn.Module, *args):
+        return checkpoint(block, *args, use_reentrant=False)
 
     def forward(self, x: torch.Tensor, t, **conditions) -> torch.Tensor:
         """One full pass: prepare(**conditions) then velocity (training convenience)."""

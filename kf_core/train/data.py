@@ -14,7 +14,7 @@ import torch
 from ..config import SeqConfig
 from .features import FeatureRecord
 
-__all__ = ["FlowBatch", "collate", "BatchOrder"]
+__all__ = ["FlowBatch", "collate", "BatchOrder", "LengthBucketedOrder"]
 
 
 @dataclass
@@ -150,10 +150,54 @@ class BatchOrder:
         return idx
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "batch": self.batch, "n": self.n, "seed": self.seed}
+        return {"epoch": self.epoch, "batch": self.batch, "n": self.n, "seed": self.seed,
+                "global_batch": self.batch_size * self.world}
 
     def load_state_dict(self, state: Mapping) -> None:
         if state["n"] != self.n:
             raise ValueError(f"the checkpoint was trained on {state['n']} samples, this dataset has {self.n}; "
                              "resume with the same data (the same features)")
+        g = int(state.get("global_batch", self.batch_size * self.world))
+        if g != self.batch_size * self.world:
+            raise ValueError(f"the checkpoint was trained with a global batch of {g} clips, this run has "
+                             f"{self.batch_size} x {self.world} ranks = {self.batch_size * self.world}; "
+                             f"resume with --batch-size {g} (any number of ranks that divides it)")
         self.epoch, self.batch, self.seed = int(state["epoch"]), int(state["batch"]), int(state["seed"])
+
+
+class LengthBucketedOrder(BatchOrder):
+    """Global batches of clips with similar lengths, split across ranks, seeded and resumable.
+
+    A random batch is padded to its longest clip, so with clips of 2–12 s much of the work goes to
+    padding. Per epoch e (seed + e): shuffle all clips, cut the order into pools of `pool` global
+    batches, sort each pool by length, cut it into global batches of batch_size·world and shuffle
+    the batches; rank r takes slice r of each. Position, resume and the epoch rollover are
+    `BatchOrder`'s; every clip is seen once per epoch (the tail that fills no batch is dropped).
+    """
+
+    def __init__(self, lengths: Sequence[float], batch_size: int, *, seed: int = 0, rank: int = 0,
+                 world: int = 1, pool: int = 8) -> None:
+        if pool <= 0:
+            raise ValueError(f"LengthBucketedOrder needs a positive pool, got {pool}")
+        super().__init__(len(lengths), batch_size, seed=seed, rank=rank, world=world)
+        self.lengths = torch.as_tensor(list(lengths), dtype=torch.float64)
+        self.pool = pool
+        self._cache: tuple[int, list[list[int]]] | None = None
+
+    def _batches(self, epoch: int) -> list[list[int]]:
+        if self._cache is not None and self._cache[0] == epoch:
+            return self._cache[1]
+        g = torch.Generator().manual_seed(self.seed + epoch)
+        size = self.batch_size * self.world
+        perm = torch.randperm(self.n, generator=g)[: self.per_epoch * size]
+        batches = []
+        for start in range(0, len(perm), self.pool * size):
+            chunk = perm[start:start + self.pool * size]
+            chunk = chunk[torch.argsort(self.lengths[chunk], stable=True)]
+            batches += [chunk[i:i + size].tolist() for i in range(0, len(chunk), size)]
+        order = torch.randperm(len(batches), generator=g).tolist()
+        self._cache = (epoch, [batches[i] for i in order])
+        return self._cache[1]
+
+    def _indices(self, epoch: int, batch: int) -> list[int]:
+        return self._batches(epoch)[batch][self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
