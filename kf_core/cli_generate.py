@@ -23,11 +23,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="model folder or name (default: the bundled kf-tiny)")
     p.add_argument("--duration", type=float, default=None,
                    help="seconds of audio (default: the video's duration; 8 s for text-to-audio)")
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=None,
+                   help="sampling steps (default: the model's, MMAudio 25, Kling-Foley 20)")
     p.add_argument("--sampler", default="euler", choices=sorted(SAMPLERS))
     p.add_argument("--schedule", default="uniform", choices=sorted(SCHEDULES))
     p.add_argument("--shift", type=float, default=None, help="time shift for the sd3 schedule")
-    p.add_argument("--cfg", type=float, default=4.5, help="classifier-free guidance scale")
+    p.add_argument("--cfg", type=float, default=None,
+                   help="classifier-free guidance scale (default: the model's, 4.5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--window", type=float, default=None,
                    help="generate clips longer than this many seconds in overlapping windows "
@@ -50,7 +52,8 @@ def main(args: argparse.Namespace) -> int:
                          "text-to-audio")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     pipe = load_pipeline(args.model, device=args.device)
-    with tqdm(total=args.steps, desc="sampling", unit="step") as bar:
+    steps = args.steps if args.steps is not None else pipe.components.dit.sampling_defaults.steps
+    with tqdm(total=steps, desc="sampling", unit="step") as bar:
         def progress(step, total, x, t):
             bar.total = total  # long clips sample several windows
             bar.update(1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,14 +19,37 @@ from torch import nn
 
 from .codec.bundle import AudioCodec, codec_from_roles
 
-__all__ = ["DiT", "TextEncoder", "VisualEncoders", "Components", "load_components", "dit_from_file",
-           "text_encoder_from_file", "visual_encoders_from_files", "codec_from_roles",
-           "BUNDLED_DIR", "ROLES"]
+__all__ = ["DiT", "SamplingDefaults", "TextEncoder", "VisualEncoders", "Components", "load_components",
+           "dit_from_file", "text_encoder_from_file", "visual_encoders_from_files", "codec_from_roles",
+           "BUNDLED_DIR", "ROLES", "MMAUDIO_WINDOW", "FRAME_TIMING"]
 
 log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "assets" / "kf-tiny"
 ROLES = ("dit", "vae", "mono2stereo", "vocoder", "text_encoder", "clip", "synchformer")
+MMAUDIO_WINDOW = 8.0  # s: the clip length MMAudio's networks were trained on (345 / 64 / 192 tokens)
+# how each model family's frames are picked by time (kf_core.io.frames, module doc)
+FRAME_TIMING = {"kling-foley": "on_screen", "mmaudio": "mmaudio"}
+# CLIP image models whose frames are timed MMAudio's way when no network says otherwise (DFN5B)
+_MMAUDIO_CLIP = ("ViT-H-14-378-quickgelu",)
+
+
+@dataclass(frozen=True)
+class SamplingDefaults:
+    """What a sampler uses when a workflow leaves steps / cfg unset (None or 0 in the nodes)."""
+
+    steps: int
+    cfg: float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"SamplingDefaults.steps must be an integer >= 1, got {self.steps!r}")
+        if not (isinstance(self.cfg, (int, float)) and self.cfg == self.cfg and abs(self.cfg) < float("inf")):
+            raise ValueError(f"SamplingDefaults.cfg must be a finite number, got {self.cfg!r}")
+
+
+# MMAudio's demo / inference: 25 Euler steps, CFG 4.5; Kling-Foley (paper §6.2): 20 Euler steps
+_DEFAULTS = {"mmaudio": SamplingDefaults(steps=25, cfg=4.5), "kling-foley": SamplingDefaults(steps=20, cfg=4.5)}
 
 
 @dataclass
@@ -36,10 +60,47 @@ class DiT:
     info: object  # kf_core.loading.dit.DiTInfo
 
     @property
+    def family(self) -> str:
+        """"mmaudio" (MMAudio's released networks and their layout) or "kling-foley"."""
+        return "mmaudio" if getattr(self.info, "layout", None) == "mmaudio" else "kling-foley"
+
+    @property
+    def sampling_defaults(self) -> SamplingDefaults:
+        """Steps and CFG scale to use when the caller gives none (MMAudio 25 / 4.5, Kling-Foley 20 / 4.5)."""
+        return _DEFAULTS[self.family]
+
+    @property
+    def frame_timing(self) -> str:
+        """The frame-timing policy its video features were made with (kf_core.io.frames)."""
+        return FRAME_TIMING[self.family]
+
+    @property
     def max_duration(self) -> float | None:
         """Longest clip (s) the model takes in one pass: its duration-embedding table, if any."""
         cfg = self.model.cfg
         return float(cfg.max_seconds) if cfg.duration_embedding else None
+
+    @property
+    def window(self) -> float | None:
+        """Seconds per window when a longer clip is sampled in windows by default: MMAudio's
+        trained 8 s (it has no duration embedding), else `max_duration`."""
+        return MMAUDIO_WINDOW if self.family == "mmaudio" else self.max_duration
+
+    def network_duration(self, duration: float) -> float:
+        """Clip length (s) -> the length to run the network at, >= it (the audio is trimmed back).
+
+        MMAudio spreads the sync tokens evenly over the audio tokens (nearest-exact), so its sync
+        features must cover the audio: the clip is padded to whole Synchformer segments
+        (0.64 + 0.32·k s: 8 s stays 8 s, 7.96 s becomes 8 s, 5.1 s becomes 5.12 s). Kling-Foley
+        places sync tokens by time and runs at the exact length.
+        """
+        from .config import SeqConfig
+        if self.family != "mmaudio":
+            return float(duration)
+        seq = SeqConfig(duration)
+        stride = seq.sync_stride / seq.sync_fps                          # 0.32 s
+        k = max(0, math.ceil(round((duration - seq.min_duration) / stride, 9)))
+        return round(seq.min_duration + k * stride, 9)
 
 
 @dataclass
@@ -55,13 +116,36 @@ class TextEncoder:
             out = self.encoder.encode(prompts)
         return out if isinstance(out, tuple) else (out, None)
 
+    @property
+    def empty_policy(self) -> str:
+        """What an empty prompt becomes: "encode" (CLIP(''), MMAudio's inference) or "learned"
+        (the network's learned empty text, Kling-Foley's e_t)."""
+        return "encode" if self.kind == "clip" else "learned"
+
+    def empty(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The encoded empty prompt (features [1,Lt,Dt], mask), cached by CLIP text encoders."""
+        if hasattr(self.encoder, "empty"):
+            with torch.inference_mode():
+                return self.encoder.empty(), None
+        return self.encode([""])
+
 
 @dataclass
 class VisualEncoders:
-    """CLIP-family image encoder (8 fps) + Synchformer (25 fps)."""
+    """CLIP-family image encoder (8 fps) + Synchformer (25 fps), and how their frames are picked
+    by time (`timing`, kf_core.io.frames): None = from the CLIP model (DFN5B, MMAudio's: "mmaudio";
+    others "on_screen"); `load_components` sets it from the network's family."""
 
     clip: nn.Module
     sync: nn.Module
+    timing: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.timing is None:
+            self.timing = "mmaudio" if getattr(self.clip, "name", "") in _MMAUDIO_CLIP else "on_screen"
+        if self.timing not in FRAME_TIMING.values():
+            raise ValueError(f"VisualEncoders.timing must be one of {sorted(set(FRAME_TIMING.values()))}, "
+                             f"got {self.timing!r}")
 
     @property
     def visual_input_size(self) -> int:
@@ -183,11 +267,12 @@ def text_encoder_from_file(path: Path, *, tokenizer: Path | str | None = None,
     return TextEncoder(enc.eval(), "t5")
 
 
-def visual_encoders_from_files(clip_path: Path, sync_path: Path, *, clip_model: str | None = None) -> VisualEncoders:
-    """An open_clip image model file + a Synchformer file -> VisualEncoders."""
+def visual_encoders_from_files(clip_path: Path, sync_path: Path, *, clip_model: str | None = None,
+                               timing: str | None = None) -> VisualEncoders:
+    """An open_clip image model file + a Synchformer file -> VisualEncoders (timing: see VisualEncoders)."""
     from .encoders import ClipVisionEncoder, Synchformer
     return VisualEncoders(ClipVisionEncoder.from_file(clip_path, clip_model).eval(),
-                          Synchformer.from_file(sync_path).eval())
+                          Synchformer.from_file(sync_path).eval(), timing)
 
 
 def _text_encoder_for(roles: dict[str, Path], manifest: dict, folder: Path) -> TextEncoder:
@@ -233,7 +318,8 @@ def load_components(name_or_dir=None, device=None, dtype=None) -> Components:
     comps = Components(name=manifest.get("name", folder.name), dit=dit,
                        text_encoder=_text_encoder_for(roles, manifest, folder),
                        visual_encoders=visual_encoders_from_files(roles["clip"], roles["synchformer"],
-                                                                  clip_model=manifest.get("clip_model")),
+                                                                  clip_model=manifest.get("clip_model"),
+                                                                  timing=dit.frame_timing),
                        codec=codec, files=roles)
     if device is not None or dtype is not None:
         comps.to(device, dtype)

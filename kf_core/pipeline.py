@@ -22,6 +22,8 @@ import torch
 from .codec.bundle import AudioCodec, fit_samples
 from .components import Components, DiT, TextEncoder, VisualEncoders, load_components
 from .config import CODEC_PRESETS, SeqConfig
+from .long_video import Window, long_noise, plan_windows, window_condition
+from .sampling.longform import sample_long
 
 __all__ = ["VideoClip", "TextCondition", "VideoCondition", "Latents", "Mel", "Audio", "open_video",
            "encode_text", "encode_video", "sample_latents", "sample_once", "decode_mel", "to_stereo", "vocode",
@@ -117,51 +119,108 @@ def open_video(source, fps: float | None = None, *, timestamps=None) -> VideoCli
     raise TypeError(f"open_video takes a file path or an IMAGE tensor, not {type(source).__name__}")
 
 
-def encode_text(text_encoder: TextEncoder, prompt: str = "", negative_prompt: str = "") -> TextCondition:
-    """Prompt strings -> TextCondition (empty strings use the model's learned empty text)."""
+def encode_text(text_encoder: TextEncoder, prompt: str = "", negative_prompt: str = "", *,
+                empty: str | None = None) -> TextCondition:
+    """Prompt strings -> TextCondition.
+
+    An empty prompt / negative prompt becomes, by `empty` (default: the text encoder's
+    `empty_policy`): "encode" -> the encoded '' (MMAudio's inference: CLIP(''), cached per text
+    encoder, for the prompt and for the unconditional branch), or "learned" -> None, i.e. the
+    network's learned empty text (Kling-Foley's e_t; MMAudio's stored `empty_string_feat`).
+    """
+    empty = text_encoder.empty_policy if empty is None else empty
+    if empty not in ("encode", "learned"):
+        raise ValueError(f"empty must be 'encode' (encode '') or 'learned' (the model's empty text), got {empty!r}")
     feats = mask = neg = neg_mask = None
     if prompt.strip():
         feats, mask = text_encoder.encode([prompt])
+    elif empty == "encode":
+        feats, mask = text_encoder.empty()
     if negative_prompt.strip():
         neg, neg_mask = text_encoder.encode([negative_prompt])
+    elif empty == "encode":
+        neg, neg_mask = text_encoder.empty()
     return TextCondition(feats, mask, neg, neg_mask, prompt, negative_prompt)
 
 
 def encode_video(encoders: VisualEncoders, clip: VideoClip, *, duration: float | None = None,
-                 start: float = 0.0, check_cancel: Callable[[], None] | None = None) -> VideoCondition:
+                 start: float = 0.0, check_cancel: Callable[[], None] | None = None,
+                 pad_end: float = 0.0) -> VideoCondition:
     """VideoClip -> visual features [1,Lv,Dv] (8 fps) and sync features [1,Ls,Ds] (25 fps), taken
-    by presentation time over `duration` seconds from `start` (default: the whole video)."""
-    from .io import frames_from_images, sample_streams, streams_for
+    by presentation time over `duration` seconds from `start` (default: the whole video), with the
+    encoders' frame-timing policy (`encoders.timing`, kf_core.io.frames).
+
+    Up to `pad_end` seconds past the end of the video hold its last frame (a network run padded to
+    whole sync segments). Clips longer than CHUNK_SECONDS are decoded and encoded a piece at a
+    time on one frame clock: the same frames and features as one pass, with bounded memory.
+    """
     duration = clip.duration - start if duration is None else float(duration)
-    if start < 0 or start + duration > clip.duration + 1e-3:
+    if start < 0 or start + duration > clip.duration + max(1e-3, pad_end):
         raise ValueError(f"{start:.3f} s + {duration:.3f} s reaches past the end of the video "
                          f"({clip.duration:.3f} s); leave the duration empty to use the video's length")
+    from .io import streams_for
     seq = SeqConfig(duration)
     streams = streams_for(seq, visual_size=encoders.visual_input_size, sync_size=encoders.sync_input_size,
-                          sync_mode=encoders.sync_resize)
+                          sync_mode=encoders.sync_resize, timing=encoders.timing)
+    visual, sync = [], []
+    for chunk in _chunks(streams, seq):
+        frames = _sample(clip, chunk, duration=duration, start=start, check_cancel=check_cancel)
+        if check_cancel is not None:
+            check_cancel()
+        for name, spec in chunk.items():
+            frames[name] = _hold_last(frames[name], spec.count, name, clip, extra=int(pad_end * spec.fps) + 1)
+        v, s = encoders.encode(frames["visual"], frames["sync"])            # 1 n Dv, 1 m Ds
+        visual.append(v)
+        sync.append(s)
+    return VideoCondition(visual=torch.cat(visual, 1), sync=torch.cat(sync, 1), duration=duration,
+                          source=(encoders, clip))
+
+
+CHUNK_SECONDS = 8.0  # longer clips are encoded in pieces of about this length (24 sync segments)
+
+
+def _chunks(streams: dict, seq: SeqConfig) -> list[dict]:
+    """Whole-clip {"visual", "sync"} StreamSpecs -> per-piece specs on the same clocks (`skip`):
+    pieces of 24 sync segments (16 + 23·8 frames, sharing 8 with the next piece) and 64 visual
+    frames, so the pieces' segments and frames are exactly the single pass's."""
+    vis, syn = streams["visual"], streams["sync"]
+    per_seg = int(CHUNK_SECONDS * seq.sync_fps - seq.sync_segment) // seq.sync_stride + 1   # 24
+    per_vis = int(CHUNK_SECONDS * seq.visual_fps)                                         # 64
+    segments = seq.sync_segments
+    n = max(1, math.ceil(segments / per_seg))
+    if n == 1:
+        return [streams]
+    out = []
+    for j in range(n):
+        s0, s1 = j * per_seg, min(segments, (j + 1) * per_seg)
+        v0 = min(vis.count, j * per_vis)
+        v1 = vis.count if j == n - 1 else min(vis.count, (j + 1) * per_vis)
+        out.append({"visual": replace(vis, count=v1 - v0, skip=v0),
+                    "sync": replace(syn, count=(s1 - s0 - 1) * seq.sync_stride + seq.sync_segment,
+                                    skip=s0 * seq.sync_stride)})
+    return out
+
+
+def _sample(clip: VideoClip, streams: dict, *, duration: float, start: float, check_cancel) -> dict:
+    from .io import frames_from_images, sample_streams
     if clip.path is not None:
-        frames = sample_streams(clip.path, streams, duration=duration, start=start, check_cancel=check_cancel)
-    else:
-        frames = {name: frames_from_images(clip.images, clip.fps if clip.timestamps is None else None,
-                                           spec.fps, size=spec.size, mode=spec.mode, count=spec.count,
-                                           duration=duration, start=start, timestamps=clip.timestamps,
-                                           min_count=spec.min_count)
-                  for name, spec in streams.items()}
-    if check_cancel is not None:
-        check_cancel()
-    for name, spec in streams.items():
-        frames[name] = _hold_last(frames[name], spec.count, name, clip)
-    visual, sync = encoders.encode(frames["visual"], frames["sync"])
-    return VideoCondition(visual=visual, sync=sync, duration=duration, source=(encoders, clip))
+        return sample_streams(clip.path, streams, duration=duration, start=start, check_cancel=check_cancel)
+    return {name: frames_from_images(clip.images, clip.fps if clip.timestamps is None else None,
+                                     spec.fps, size=spec.size, mode=spec.mode, count=spec.count,
+                                     duration=duration, start=start, timestamps=clip.timestamps,
+                                     min_count=min(spec.min_count, spec.count), timing=spec.timing,
+                                     skip=spec.skip)
+            for name, spec in streams.items()}
 
 
-def _hold_last(frames: torch.Tensor, count: int, name: str, clip: VideoClip) -> torch.Tensor:
-    """A stream that decoded up to 2 frames short (a truncated file's tail) holds its last frame;
-    more is an error, since the audio would be timed against pictures that are not there."""
+def _hold_last(frames: torch.Tensor, count: int, name: str, clip: VideoClip, extra: int = 0) -> torch.Tensor:
+    """A stream that decoded up to 2 (+ `extra`, for a padded end) frames short (a truncated
+    file's tail) holds its last frame; more is an error, since the audio would be timed against
+    pictures that are not there."""
     missing = count - frames.shape[0]
     if missing <= 0:
         return frames
-    if missing > 2 or frames.shape[0] == 0:
+    if missing > 2 + extra or frames.shape[0] == 0:
         where = clip.path.name if clip.path is not None else "the IMAGE batch"
         raise ValueError(f"{where} ended early: {frames.shape[0]} of {count} {name} frames could be decoded "
                          f"(the file may be truncated); re-encode it, or set a shorter duration")
@@ -173,16 +232,20 @@ def _expand(x: torch.Tensor | None, b: int) -> torch.Tensor | None:
 
 
 def sample_latents(dit: DiT, *, text: TextCondition | None = None, video: VideoCondition | None = None,
-                   duration: float | None = None, steps: int = 20, sampler: str = "euler",
-                   schedule: str = "uniform", cfg: float = 4.5, shift: float | None = None, seed: int = 0,
+                   duration: float | None = None, steps: int | None = None, sampler: str = "euler",
+                   schedule: str = "uniform", cfg: float | None = None, shift: float | None = None, seed: int = 0,
                    batch_size: int = 1, callback=None, window: float | None = None, overlap: float = 1.0,
-                   check_cancel=None) -> Latents:
+                   check_cancel=None, noise: torch.Tensor | None = None) -> Latents:
     """Conditions -> audio latents [B,La,C] by flow matching from seeded Gaussian noise.
 
-    The duration is the video's; without a video it is `duration` (default 8 s). The noise is
-    drawn on the CPU from `seed` so every device starts from the same noise. Clips longer than
-    `window` seconds (default: the longest the model takes in one pass) are sampled in windows
-    overlapping by `overlap` seconds (`kf_core.long_video`).
+    The duration is the video's; without a video it is `duration` (default 8 s). `steps` / `cfg`
+    None take the network's `sampling_defaults` (MMAudio 25 / 4.5, Kling-Foley 20 / 4.5). The
+    noise is drawn on the CPU from `seed` so every device starts from the same noise (`noise`
+    [B,La',C] replaces it for a single-pass clip, La' = the network length's tokens). Clips
+    longer than `window` seconds (default: `dit.window`, MMAudio's trained 8 s or the longest a
+    Kling-Foley model takes) are sampled in windows overlapping by at least `overlap` seconds
+    (`kf_core.long_video`). An MMAudio network runs a shorter clip at `dit.network_duration`
+    (whole sync segments, the video's last frame held) and the latents are trimmed back.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -192,27 +255,71 @@ def sample_latents(dit: DiT, *, text: TextCondition | None = None, video: VideoC
                              "the video sets the duration (encode the video again with a duration to change it)")
         duration = video.duration
     duration = DEFAULT_TEXT_DURATION if duration is None else float(duration)
-    knobs = dict(steps=steps, sampler=sampler, schedule=schedule, cfg=cfg, shift=shift, seed=seed,
-                 batch_size=batch_size, callback=callback)
-    window = dit.max_duration if window is None else window
+    defaults = dit.sampling_defaults
+    knobs = dict(steps=defaults.steps if steps is None else steps, sampler=sampler, schedule=schedule,
+                 cfg=defaults.cfg if cfg is None else cfg, shift=shift, seed=seed, batch_size=batch_size,
+                 callback=callback)
+    window = dit.window if window is None else window
     if window is not None and duration > window + _EPS:
-        from .long_video import sample_long_latents
-        return sample_long_latents(dit, text=text, video=video, duration=duration, window=window,
-                                   overlap=overlap, check_cancel=check_cancel, **knobs)
-    return sample_once(dit, text=text, video=video, duration=duration, **knobs)
+        if noise is not None:
+            raise ValueError("noise= is for clips sampled in one pass; a windowed clip draws its noise from seed")
+        return _sample_windows(dit, text=text, video=video, duration=duration, window=window,
+                               overlap=overlap, check_cancel=check_cancel, **knobs)
+    run = dit.network_duration(duration)
+    if run <= duration + _EPS:
+        return sample_once(dit, text=text, video=video, duration=duration, noise=noise, **knobs)
+    part = None
+    if video is not None:                                  # conditions for the padded length
+        part = window_condition(video, Window(0, 0, 0, 0.0, run), _encode_span, check_cancel)
+    lat = sample_once(dit, text=text, video=part, duration=run, noise=noise, **knobs)
+    seq = SeqConfig.for_codec(duration, CODEC_PRESETS[dit.model.cfg.codec])
+    return replace(lat, z=lat.z[:, :seq.latent_len].contiguous(), seq=seq)
+
+
+def _encode_span(encoders, clip, start: float, span: float, pad_end: float, check_cancel) -> VideoCondition:
+    return encode_video(encoders, clip, start=start, duration=span, pad_end=pad_end, check_cancel=check_cancel)
+
+
+def _sample_windows(dit: DiT, *, text, video, duration: float, window: float, overlap: float, steps: int,
+                    sampler: str, schedule: str, cfg: float, shift, seed: int, batch_size: int, callback=None,
+                    check_cancel=None) -> Latents:
+    """A clip longer than `window` s -> Latents [B,La,C] from crossfaded windows (kf_core.long_video).
+    The callback sees one step count across all windows."""
+    seq, windows = plan_windows(dit, duration, window, overlap)
+    noise = long_noise(seq, batch_size, dit.model.cfg.latent_dim, seed)            # B La C
+    by_start = {(w.start, w.length): w for w in windows}
+
+    def one(start: int, length: int) -> torch.Tensor:
+        w = by_start[(start, length)]
+        part = None if video is None else window_condition(video, w, _encode_span, check_cancel)
+        step_cb = None if callback is None else (
+            lambda step, total, x, t: callback(w.index * total + step, total * len(windows), x, t))
+        lat = sample_once(dit, text=text, video=part, duration=w.span, steps=steps, sampler=sampler,
+                          schedule=schedule, cfg=cfg, shift=shift, seed=seed + 1 + w.index,
+                          batch_size=batch_size, callback=step_cb, seconds_start=w.t0, seconds_total=duration,
+                          noise=noise[:, start:start + length])
+        return lat.z
+
+    plan = [(w.start, w.length) for w in windows]
+    z = sample_long(one, seq.latent_len, windows[0].length, 0, check_cancel=check_cancel, plan=plan)
+    return Latents(z=z, seq=seq, latent_mean=dit.info.latent_mean, latent_std=dit.info.latent_std)
 
 
 def sample_once(dit: DiT, *, text: TextCondition | None, video: VideoCondition | None, duration: float,
-                steps: int, sampler: str, schedule: str, cfg: float, shift: float | None, seed: int,
-                batch_size: int, callback=None, seconds_start: float = 0.0, seconds_total: float | None = None,
+                steps: int | None = None, sampler: str = "euler", schedule: str = "uniform",
+                cfg: float | None = None, shift: float | None = None, seed: int = 0, batch_size: int = 1,
+                callback=None, seconds_start: float = 0.0, seconds_total: float | None = None,
                 noise: torch.Tensor | None = None) -> Latents:
     """One pass of the flow network over `duration` seconds (at most the model's limit).
 
     `seconds_start`/`seconds_total` place this clip inside a longer one (the duration embeddings,
-    paper §4.2); `noise` [B,La,C] replaces the seeded start noise.
+    paper §4.2); `noise` [B,La,C] replaces the seeded start noise; steps / cfg None take the
+    network's `sampling_defaults`.
     """
     from .sampling import cfg_velocity, get_sampler, get_schedule
     model, mcfg = dit.model, dit.model.cfg
+    steps = dit.sampling_defaults.steps if steps is None else steps
+    cfg = dit.sampling_defaults.cfg if cfg is None else cfg
     limit = dit.max_duration
     if limit is not None and duration > limit + _EPS:
         raise ValueError(f"{duration:.2f} s is longer than this model handles in one pass ({limit:g} s); "
@@ -292,15 +399,16 @@ class FoleyPipeline:
         return self.components.codec.sample_rate
 
     def generate(self, video=None, prompt: str = "", negative_prompt: str = "", duration: float | None = None,
-                 steps: int = 20, sampler: str = "euler", schedule: str = "uniform", cfg: float = 4.5,
+                 steps: int | None = None, sampler: str = "euler", schedule: str = "uniform", cfg: float | None = None,
                  seed: int = 0, stereo: bool = True, *, fps: float | None = None, shift: float | None = None,
                  batch_size: int = 1, window: float | None = None, overlap: float = 1.0, callback=None,
                  check_cancel=None) -> tuple[torch.Tensor, int]:
         """Video (path or IMAGE [N,H,W,3] + fps, optional) and prompt -> (waveform [C,T], sample_rate).
 
         With a video the audio lasts exactly the video (or `duration`, if shorter); without one,
-        `duration` seconds (default 8). Clips longer than `window` seconds (default: the longest
-        the model takes in one pass) are generated in windows overlapping by `overlap` seconds.
+        `duration` seconds (default 8). steps / cfg None take the network's defaults (MMAudio 25 /
+        4.5, Kling-Foley 20 / 4.5). Clips longer than `window` seconds (default: the network's
+        window, MMAudio 8 s) are generated in windows overlapping by at least `overlap` seconds.
         With batch_size > 1 the waveform is [B,C,T].
         """
         c = self.components
