@@ -203,7 +203,7 @@ def test_mmaudio_timing_on_image_batches_and_vfr_matches_files(videos):
 def test_skip_continues_one_clock_so_pieces_equal_one_pass(videos, timing):
     path = videos[25]
     whole = sample_frames(path, 25, size=16, count=48, timing=timing)
-    spec = StreamSpec(25, 16, "crop", count=24, timing=timing, skip=24)
+    spec = StreamSpec(25, 16, "squash", count=24, timing=timing, skip=24)
     late = sample_streams(path, {"s": spec})["s"]
     assert torch.equal(late, whole[24:48])
     images, _ = decode_all_rgb(path)

@@ -44,3 +44,14 @@ def test_frame_timing_follows_the_clip_model_unless_told():
     assert VisualEncoders(tiny, sync, timing="on_screen").timing == "on_screen"
     with pytest.raises(ValueError, match="timing"):
         VisualEncoders(tiny, sync, timing="late")
+
+
+def test_cli_steps_and_cfg_default_to_the_models():
+    import argparse
+
+    from kf_core.cli_generate import add_arguments
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args([])
+    assert args.steps is None and args.cfg is None
+    assert p.parse_args(["--steps", "10", "--cfg", "3"]).steps == 10
