@@ -157,6 +157,12 @@ class VisualEncoders:
         return self.sync.cfg.image_size
 
     @property
+    def segments_independent(self) -> bool:
+        """Each sync segment's features depend on its own 16 frames only (RGB input; a motion
+        frontend differences frames across segment starts), so a clip may be encoded in pieces."""
+        return getattr(self.sync.cfg, "frontend", "rgb") == "rgb"
+
+    @property
     def sync_resize(self) -> str:
         """How frames are fitted to the sync encoder's square input: "crop" or "squash"."""
         return self.sync.cfg.resize

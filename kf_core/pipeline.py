@@ -152,7 +152,8 @@ def encode_video(encoders: VisualEncoders, clip: VideoClip, *, duration: float |
 
     Up to `pad_end` seconds past the end of the video hold its last frame (a network run padded to
     whole sync segments). Clips longer than CHUNK_SECONDS are decoded and encoded a piece at a
-    time on one frame clock: the same frames and features as one pass, with bounded memory.
+    time on one frame clock: the same frames and features as one pass, with bounded memory (not
+    for sync encoders whose input spans segments, `segments_independent`).
     """
     duration = clip.duration - start if duration is None else float(duration)
     if start < 0 or start + duration > clip.duration + max(1e-3, pad_end):
@@ -163,7 +164,7 @@ def encode_video(encoders: VisualEncoders, clip: VideoClip, *, duration: float |
     streams = streams_for(seq, visual_size=encoders.visual_input_size, sync_size=encoders.sync_input_size,
                           sync_mode=encoders.sync_resize, timing=encoders.timing)
     visual, sync = [], []
-    for chunk in _chunks(streams, seq):
+    for chunk in (_chunks(streams, seq) if encoders.segments_independent else [streams]):
         frames = _sample(clip, chunk, duration=duration, start=start, check_cancel=check_cancel)
         if check_cancel is not None:
             check_cancel()
