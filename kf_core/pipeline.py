@@ -169,7 +169,7 @@ def encode_video(encoders: VisualEncoders, clip: VideoClip, *, duration: float |
         if check_cancel is not None:
             check_cancel()
         for name, spec in chunk.items():
-            frames[name] = _hold_last(frames[name], spec.count, name, clip, extra=int(pad_end * spec.fps) + 1)
+            frames[name] = _hold_last(frames[name], spec.count, name, clip, extra=math.ceil(pad_end * spec.fps))
         v, s = encoders.encode(frames["visual"], frames["sync"])            # 1 n Dv, 1 m Ds
         visual.append(v)
         sync.append(s)

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from kf_core.components import TextEncoder, VisualEncoders, codec_from_roles, dit_from_file
+from kf_core.config import SeqConfig
 from kf_core.encoders import ClipTextEncoder, ClipVisionEncoder, Synchformer, SynchformerConfig
 from kf_core.long_video import plan_windows
 from kf_core.pipeline import decode_mel, encode_text, encode_video, open_video, sample_latents, vocode
@@ -37,7 +38,7 @@ def _db(a: torch.Tensor, b: torch.Tensor) -> float:
     return 20 * math.log10(float(a.pow(2).mean().sqrt()) / float(b.pow(2).mean().sqrt()))
 
 
-def test_30s_video_windows_at_8s_exact_length_even_seams_bounded_frames(tmp_path, mmaudio_fixtures):
+def _parts(tmp_path: Path):
     dit = _network(tmp_path)
     clip = open_clip.CLIP(**TINY_CLIP)
     text = TextEncoder(ClipTextEncoder.from_state_dict(clip_state(
@@ -52,6 +53,22 @@ def test_30s_video_windows_at_8s_exact_length_even_seams_bounded_frames(tmp_path
         return real_encode(visual_u8, sync_u8)
 
     encoders.encode = counting
+    return dit, text, encoders, calls
+
+
+def test_a_short_odd_clip_runs_at_whole_sync_segments_and_keeps_its_length(tmp_path):
+    dit, text, encoders, calls = _parts(tmp_path)
+    path = make_video(tmp_path / "short.mp4", fps=30, seconds=5.1, width=64, height=48)
+    video = encode_video(encoders, open_video(path))
+    lat = sample_latents(dit, text=encode_text(text, "", ""), video=video, steps=1)
+    assert lat.seq.duration == pytest.approx(5.1) and lat.z.shape[1] == SeqConfig(5.1).latent_len == 220
+    padded = video.windows[(0.0, 5.12)]                                   # 15 whole segments cover 5.12 s
+    assert padded.duration == 5.12 and padded.sync.shape[1] == 120 and padded.visual.shape[1] == 40
+    assert calls == [(40, 120), (40, 128)]                               # 5.1 s, then the padded 5.12 s
+
+
+def test_30s_video_windows_at_8s_exact_length_even_seams_bounded_frames(tmp_path, mmaudio_fixtures):
+    dit, text, encoders, calls = _parts(tmp_path)
     path = make_video(tmp_path / "long.mp4", fps=10, seconds=30.0, width=64, height=48, bits=9)
     video = encode_video(encoders, open_video(path))
     assert video.duration == pytest.approx(30.0) and video.visual.shape[1] == 240 and video.sync.shape[1] == 736
