@@ -77,10 +77,22 @@ def test_model_card_needs_a_finished_run_and_reports_it(tmp_path):
     (tmp_path / "curves").mkdir()
     write_curve(tmp_path / "curves" / "dit.csv", [{"step": s, "loss": 2.0 / s} for s in range(10, 110, 10)])
     run = {"recipe": dict(vars(RECIPES["smoke"])), "seed": 0, "workers": 2, "total_s": 120.0,
-           "timings_s": {"vae": 60.0, "dit": 60.0}, "machine": "x86_64", "torch": "2", "threads": 2}
+           "timings_s": {"vae": 60.0, "dit": 60.0}, "machine": "x86_64", "torch": "2", "threads": 2,
+           "command": "python -m kf_core train-tiny --out X --recipe smoke --seed 0",
+           "sync_heldout_look": {"auc": 0.93, "pan_corr": 0.8}}
     (tmp_path / "training.json").write_text(json.dumps(run))
     text = write_model_card(tmp_path).read_text()
     assert "--recipe smoke --seed 0" in text and "2 → 0.02" in text and "over 100 steps" in text
+    assert "AUC 0.930" in text and "No evaluation results" in text
+    # evaluations beside the weights land in the card, v1 next to v2
+    ev = {"n": 18, "seed": 0, "duration": 8.0, "rows": {"ground truth": {"onset_f1_50ms": 0.98},
+                                                        "generated (video)": {"onset_f1_50ms": 0.61}}}
+    (tmp_path / "eval_synthetic_heldout-look.json").write_text(json.dumps(ev))
+    ev["rows"]["generated (video)"]["onset_f1_50ms"] = 0.12
+    (tmp_path / "eval_v1_synthetic_heldout-look.json").write_text(json.dumps(ev))
+    text = write_model_card(tmp_path).read_text()
+    assert "| v2 | generated (video) | 0.610 |" in text and "| v1 | generated (video) | 0.120 |" in text
+    assert "--split heldout-look" in text and text.count("ground truth") == 1
 
 
 def test_sync_targets_peak_on_the_tubelet_holding_the_onset():

@@ -203,7 +203,7 @@ def _features(out: Path, work: Path, recipe: TinyRecipe, seed: int, workers: int
 
 # ---------------------------------------------------------------- the command
 def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, workers: int = 2,
-               threads: int = 2, device: str = "cpu") -> dict:
+               threads: int = 2, device: str = "cpu", command: str | None = None) -> dict:
     """Run every stage (skipping finished ones) -> the training summary written to OUT/training.json."""
     from ..config import CODEC_PRESETS
     from ..loading.state import read_state_dict, save_state_dict
@@ -277,7 +277,7 @@ def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, work
         "synchformer": "synchformer.safetensors"},
         "codec": "44k", "clip_model": "kf-tiny-clip", "text_encoder_kind": "t5", "text_tokenizer": "byt5"}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    summary.update(recipe=dataclasses.asdict(recipe), seed=seed, workers=workers,
+    summary.update(recipe=dataclasses.asdict(recipe), seed=seed, workers=workers, command=command,
                    total_s=round(sum(summary["timings_s"].values()), 1),
                    machine=_machine(),
                    torch=torch.__version__, threads=torch.get_num_threads(), device=device)
@@ -328,8 +328,12 @@ def main(args) -> int:
     recipe = RECIPES[args.recipe]
     if args.dit_steps is not None:
         recipe = dataclasses.replace(recipe, dit_steps=args.dit_steps)
+    command = (f"python -m kf_core train-tiny --out {args.out} --recipe {args.recipe} --seed {args.seed} "
+               f"--workers {args.workers} --threads {args.threads}"
+               + (f" --dit-steps {args.dit_steps}" if args.dit_steps is not None else "")
+               + (f" --device {args.device}" if args.device != "cpu" else ""))
     summary = train_tiny(args.out, work, recipe, seed=args.seed, workers=args.workers, threads=args.threads,
-                         device=args.device)
+                         device=args.device, command=command)
     if not args.keep_work and args.work is None:
         shutil.rmtree(work, ignore_errors=True)
     print(f"kf-tiny ({args.recipe}) written to {args.out} in {summary['total_s']:.0f} s: "
