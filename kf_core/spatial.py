@@ -25,14 +25,15 @@ Where is the sound? (`track_source`)
 
 How is it panned? (`pan`)
   s = width·(2x − 1) ∈ [−1, 1]; left gain 1 − s, right gain 1 + s, so with no delay
-  (L + R)/2 = mono **exactly** (bit-for-bit up to float rounding): the mono mix is the input and a
-  centred source stays exactly the input in both ears — the waveform twin of Mono2Stereo's
-  energy-preserving L = 2p·M, R = 2(1 − p)·M. The far ear is delayed by |s|·max_itd (≤ 0.6 ms,
-  the human interaural maximum) with a windowed-sinc fractional delay; the delay and gains vary
-  smoothly, sample by sample, so there are no clicks. With the delay, (L + R)/2 is the average
-  of the input and its copy delayed by at most max_itd, weighted by the gains; the summed energy
-  per sample is (1 + s²)·(mono² + mono_delayed²)/2, up to +3 dB for a hard-panned source. Only if
-  the result would exceed full scale is the whole clip scaled down (once, logged).
+  (L + R)/2 = mono **exactly** (up to float rounding): the mono mix is the input and a centred
+  source stays the input in both ears — the waveform twin of Mono2Stereo's energy-preserving
+  L = 2p·M, R = 2(1 − p)·M. The power sum L² + R² = 2(1 + s²)·mono² is the centred input's times
+  1 + s² (up to +3 dB at the frame's edge; a constant-power law would keep it but lose the exact
+  mono mix). The far ear is delayed by |s|·max_itd (≤ 0.6 ms, the human interaural maximum) with a
+  windowed-sinc fractional delay (flat to ~0.9 Nyquist); delay and gains vary smoothly, sample by
+  sample, so nothing clicks. With the delay, (L + R)/2 = ((1 ∓ s)·mono(t − d) + (1 ± s)·mono(t))/2:
+  the input plus a copy at most 0.6 ms late, which differs from the input only above ~1 kHz.
+  Only if the result would exceed full scale is the whole clip scaled down (once, logged).
 """
 from __future__ import annotations
 
