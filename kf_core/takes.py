@@ -152,12 +152,12 @@ def desync_takes(sync_model, video, waveforms: torch.Tensor, sample_rate: int, f
     """A whole Synchformer (`encoders.sync_av.SyncNet`) + video + takes [N, C, T] -> each take's
     DeSync in seconds (None where the clip is shorter than the 4.8 s the model judges)."""
     clip = open_video(video, fps)
-    size = sync_model.vfeat_extractor.cfg.image_size  # 224 px centre crops for the released model
+    vis = sync_model.vfeat_extractor.cfg  # the released model: 224 px centre crops
     if clip.path is not None:
-        frames = sample_frames(clip.path, SYNC_FPS, size=size, mode="crop")
+        frames = sample_frames(clip.path, SYNC_FPS, size=vis.image_size, mode=vis.resize)
     else:
-        frames = frames_from_images(clip.images, None if clip.timestamps else clip.fps, SYNC_FPS, size=size,
-                                    mode="crop", timestamps=clip.timestamps)
+        frames = frames_from_images(clip.images, None if clip.timestamps else clip.fps, SYNC_FPS,
+                                    size=vis.image_size, mode=vis.resize, timestamps=clip.timestamps)
     audio = torch.cat([resample(w.float().mean(0, keepdim=True), sample_rate, SYNC_SR) for w in waveforms])  # N T'
     return [None if math.isnan(d) else float(d) for d in sync_model.desync(frames, audio).tolist()]
 

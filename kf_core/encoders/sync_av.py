@@ -321,6 +321,7 @@ class SyncNet(nn.Module):
         for start in sorted({0, n - cfg.segments}):  # both streams' segments start every 0.32 s
             first = start * seg.segment_stride
             clip = sync_frames_from_uint8(frames[first:first + span]).to(device=p.device, dtype=p.dtype)
+            clip = self.vfeat_extractor.frontend(clip[None])[0]                                 # 120 3 H W
             vis = clip.unfold(0, seg.segment_frames, seg.segment_stride).permute(0, 4, 1, 2, 3)  # S 16 3 H W
             v = self.visual_tokens(vis[None]).expand(audio.shape[0], -1, -1)                     # B S·Tv D
             logits = self.transformer(v, self.audio_tokens(spec[:, start:start + cfg.segments]))  # B K
