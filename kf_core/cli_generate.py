@@ -59,6 +59,8 @@ def main(args: argparse.Namespace) -> int:
                          "text-to-audio")
     if args.takes != 1 and (args.takes < 1 or args.video is None or args.duration is not None):
         raise SystemExit("--takes N (N >= 1) scores takes against the whole video: give --video, leave out --duration")
+    if args.sync_model is not None and args.takes == 1:
+        raise SystemExit("--sync-model ranks takes by DeSync: use it with --takes N (N > 1)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     pipe = load_pipeline(args.model, device=args.device)
     steps = args.steps if args.steps is not None else pipe.components.dit.sampling_defaults.steps
