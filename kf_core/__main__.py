@@ -18,6 +18,8 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "eval": {
         "codec": "kf_core.eval.codec_eval",
         "synthetic": "kf_core.eval.synthetic_eval",
+        "stereo": "kf_core.eval.stereo_eval",
+        "takes": "kf_core.eval.takes_eval",
     },
     "bench": {
         "dit": "kf_core.eval.bench_dit",

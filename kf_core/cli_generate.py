@@ -6,6 +6,7 @@ flow sampling → Mel-VAE decode → Mono2Stereo → vocoder → mux) with a pro
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 from pathlib import Path
 
@@ -37,6 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", type=float, default=1.0, help="seconds shared by neighbouring windows")
     p.add_argument("--mono", action="store_true", help="skip Mono2Stereo")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
+    p.add_argument("--takes", type=int, default=1,
+                   help="generate N takes and keep the one whose sound best follows the video's motion "
+                        "(kf_core.takes); every take's score is printed")
+    p.add_argument("--sync-model", type=Path, default=None,
+                   help="with --takes: a full Synchformer checkpoint (MMAudio's synchformer_state_dict.pth) "
+                        "so takes are ranked by DeSync too")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -50,14 +57,19 @@ def main(args: argparse.Namespace) -> int:
     if args.out is not None and args.video is None:
         raise SystemExit("--out muxes audio into a video: give --video IN.mp4, or use --audio-out for "
                          "text-to-audio")
+    if args.takes != 1 and (args.takes < 1 or args.video is None or args.duration is not None):
+        raise SystemExit("--takes N (N >= 1) scores takes against the whole video: give --video, leave out --duration")
+    if args.sync_model is not None and args.takes == 1:
+        raise SystemExit("--sync-model ranks takes by DeSync: use it with --takes N (N > 1)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     pipe = load_pipeline(args.model, device=args.device)
     steps = args.steps if args.steps is not None else pipe.components.dit.sampling_defaults.steps
+    produce_audio = pipe.generate if args.takes == 1 else functools.partial(_best_take, pipe, args)
     with tqdm(total=steps, desc="sampling", unit="step") as bar:
         def progress(step, total, x, t):
             bar.total = total  # long clips sample several windows
             bar.update(1)
-        wave, sr = pipe.generate(video=args.video, prompt=args.prompt,
+        wave, sr = produce_audio(video=args.video, prompt=args.prompt,
                                  negative_prompt=args.negative_prompt, duration=args.duration,
                                  steps=args.steps, sampler=args.sampler, schedule=args.schedule,
                                  shift=args.shift, cfg=args.cfg, seed=args.seed,
@@ -70,3 +82,15 @@ def main(args: argparse.Namespace) -> int:
         path = pipe.mux(args.video, wave, sr, args.out)
         print(f"video: {path}")
     return 0
+
+
+def _best_take(pipe, args, *, video, duration, stereo, **knobs):
+    """--takes N: generate N takes, print every take's score -> the best (stereo unless --mono)."""
+    from .takes import generate_takes
+    sync = None
+    if args.sync_model is not None:
+        from .encoders.sync_av import SyncNet
+        sync = SyncNet.from_file(args.sync_model, device=args.device)
+    takes = generate_takes(pipe, video, args.takes, stereo=stereo, sync_model=sync, **knobs)
+    print(takes.report())
+    return (takes.stereo if stereo else takes.waveforms[takes.best]), takes.sample_rate
