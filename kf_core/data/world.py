@@ -51,12 +51,24 @@ class Stage:
     top: int
     frame_height: int
     background: tuple[float, float, float]
+    spread: float = 1.0  # > 1 widens where objects stand across the band (looks other than classic)
 
     def __post_init__(self) -> None:
         if self.n_frames < 1 or self.n_samples < 1 or self.width < 16 or self.height < 16:
             raise ValueError(
                 f"Stage too small: {self.n_frames} frames, {self.n_samples} samples, band "
                 f"{self.width}x{self.height} px (need >= 1 frame, >= 1 sample, >= 16x16 px)")
+        if not 1.0 <= self.spread <= 3.0:
+            raise ValueError(f"Stage.spread must be in [1, 3], got {self.spread}")
+
+    def across(self, u: float, left: float, right: float) -> float:
+        """A drawn position u (fraction of the band width) -> x in px. With spread > 1 the range
+        is stretched about the centre, clamped so `left`/`right` px of the object stay inside:
+        sounding objects then stand anywhere across a wide frame, not only near its middle."""
+        if self.spread == 1.0:
+            return u * self.width
+        x = (0.5 + (u - 0.5) * self.spread) * self.width
+        return float(np.clip(x, min(left, self.width / 2), max(self.width - right, self.width / 2)))
 
     @property
     def duration(self) -> float:
