@@ -108,7 +108,7 @@ def scene_vehicle(rng: np.random.Generator, stage: Stage) -> Source:
     ts = np.arange(stage.n_samples) / stage.sample_rate
     cx = centre(ts)
     mono = sounds.engine(rng, rng.uniform(*f_fire), cx / w - 0.5, 0.35, 40.0, stage.sample_rate)
-    audio = sounds.pan_stereo(mono, cx / w)
+    audio = stage.pan(mono, cx / w, ts)
     span = (w + length) / abs(speed)
     events = [stage.event(t_in, "vehicle", 0.0 if direction > 0 else float(w), road_y, 1.0, span, onset=False)]
     wheel = max(1.5, 0.05 * h)
