@@ -209,8 +209,8 @@ def fit_budget(height: int, width: int, n_frames: int) -> tuple[int, int, int, i
     """Frame size + frame count -> (height, width, render height, render width) within the memory
     budgets: the uint8 frames <= MAX_FRAME_BYTES, the float canvas <= MAX_CANVAS_BYTES."""
     over = n_frames * height * width * 3 / MAX_FRAME_BYTES
-    if over > 1:
-        height, width = _even(height / np.sqrt(over)), _even(width / np.sqrt(over))
+    if over > 1:  # round down to even sides: the result stays within the budget
+        height, width = (max(32, 2 * int(v / np.sqrt(over) / 2)) for v in (height, width))
     pixels = min(RENDER_PIXELS, MAX_CANVAS_BYTES // (12 * max(1, n_frames)))
     scale = min(1.0, np.sqrt(pixels / (height * width)))
     return height, width, max(48, int(round(height * scale))), max(48, int(round(width * scale)))

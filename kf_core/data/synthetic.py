@@ -141,7 +141,7 @@ def _resolve(rng: np.random.Generator, seed: int, duration, fps, size, looks) ->
         return float(duration) if u is None else round(u * rate) / rate
 
     def frame_count(rate: float) -> int:
-        return max(1, int(round(clip_duration(rate) * rate)))
+        return _frame_count(clip_duration(rate), rate, looks == "classic")
 
     if isinstance(looks, Look):
         look = looks
@@ -162,6 +162,14 @@ def _resolve(rng: np.random.Generator, seed: int, duration, fps, size, looks) ->
     else:
         raise ValueError(f"looks must be one of {LOOK_SETS} or a Look, got {looks!r}")
     return clip_duration(look.fps), look
+
+
+def _frame_count(duration: float, fps: float, classic: bool) -> int:
+    """Frames of a clip: they cover the whole duration (a fixed duration that is not a whole
+    number of frames gets the frame that holds its end); classic rounds, as it always did."""
+    if classic:
+        return max(1, int(round(duration * fps)))
+    return max(1, int(np.ceil(duration * fps - 1e-6)))
 
 
 def clip_look(seed: int, *, duration: float | None = None, fps: float | None = None,
@@ -207,7 +215,7 @@ def make_clip(seed: int, *, duration: float | None = None, fps: float | None = N
             layout = "single"
         else:
             layout = ("multi", "concat")[int(rng.integers(2))] if classes else LAYOUTS[int(rng.choice(3, p=[0.5, 0.25, 0.25]))]
-    n_frames = max(1, int(round(duration * fps)))
+    n_frames = _frame_count(duration, fps, look.classic)
     n_samples = int(round(duration * sample_rate))
     n_sources = 1 if layout == "single" else int(rng.integers(2, 4))
     # whole frames per part: at 15 fps a 1.5 s part takes 23 frames, so 3.0 s (45 frames) holds one
