@@ -137,7 +137,8 @@ def floor_painter(look: SceneLook, frame_h: int) -> Callable:
     rng = np.random.default_rng([look.seed, 3])
     jitter = rng.uniform(0.75, 1.25, 3)
     lines = rng.integers(3, 7)
-    grain = rng.uniform(0.05, 0.2)
+    grain = rng.uniform(0.15, 0.4)
+    shade = rng.uniform(-0.3, 0.3)
 
     def paint(view: render.View, y0: float, y1: float, colour: Color) -> None:
         pixels = view.pixels
@@ -156,14 +157,17 @@ def floor_painter(look: SceneLook, frame_h: int) -> Callable:
             bottom = np.full_like(top, pixels.shape[1] + 1.0) if to_bottom else top + np.maximum(1.0, depth)
             render.fill_rect(pixels, -1, top, w + 1, bottom, tuple(base))
             return
-        # "plane": the ground recedes to the frame's bottom, planks closer together far away
+        # "plane": the ground recedes to the frame's bottom: shaded nearer, planks closer far away
         bottom = np.full_like(top, pixels.shape[1] + 1.0)
         render.fill_rect(pixels, -1, top, w + 1, bottom, tuple(base))
-        far = tuple(np.clip(base * (1 - grain), 0, 1))
         depth = np.maximum(bottom - top, 1.0)
+        near = tuple(np.clip(base * (1 + shade), 0, 1))
+        for k in range(4):  # a stepped gradient toward the viewer
+            render.fill_rect(pixels, -1, top + depth * (0.25 + 0.25 * k), w + 1, bottom, near, alpha=0.25)
+        plank = tuple(np.clip(base * (1 - grain), 0, 1))
         for k in range(1, int(lines) + 1):
             y = top + depth * (k / (lines + 1)) ** 1.6
-            render.fill_rect(pixels, -1, y, w + 1, y + np.maximum(1.0, 0.02 * depth), far)
+            render.fill_rect(pixels, -1, y, w + 1, y + np.maximum(1.0, 0.03 * depth), plank)
         render.fill_rect(pixels, -1, top, w + 1, top + max(1.0, 0.01 * frame_h),
                          tuple(np.clip(base * (1 + grain), 0, 1)))
 
