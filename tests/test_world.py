@@ -171,3 +171,21 @@ def test_eval_splits_use_their_looks():
     assert train.seed == held.seed == plain.seed >= 1_000_000_000
     with pytest.raises(ValueError, match="split must be one of"):
         heldout_clips(1, 0, 2.0, split="test")
+
+
+@pytest.mark.parametrize("floor,zoom,pan", [("line", (0.8, 0.8), (-0.7, 0.5, -0.7, 0.5)), ("band", (1.0, 1.0), (0.0,) * 4),
+                                            ("plane", (0.75, 0.75), (0.6, -0.4, 0.6, -0.4))])
+def test_ball_touches_the_floor_where_the_camera_shows_it(floor, zoom, pan):
+    kw = dict(duration=3.0, fps=25.0, size=(96, 160), classes=["ball"])
+    look = _plain(clip_look(6, **{k: kw[k] for k in ("duration", "fps", "size")}))
+    scenes = tuple(dataclasses.replace(s, floor=floor, zoom=zoom, pan=pan, background="solid") for s in look.scenes)
+    clip = make_clip(6, looks=dataclasses.replace(look, scenes=scenes), **kw)
+    frames = clip.frames.astype(np.int16)
+    moving = np.abs(frames - np.median(frames, axis=0)).sum(-1) > 60  # T H W: the ball (all else is still)
+    impacts = [round(e.time_s * 25) for e in clip.events]
+    assert len(impacts) >= 2
+    for e, k in zip(clip.events, impacts):
+        rows = np.flatnonzero(moving[k].any(axis=1))
+        assert abs((rows.max() + 1) - e.y * 96) <= 1.5, (k, rows.max(), e.y * 96)  # its bottom is on the floor
+    mid = (impacts[0] + impacts[1]) // 2
+    assert np.flatnonzero(moving[mid].any(axis=1)).max() + 1 < clip.events[0].y * 96 - 2  # in the air between

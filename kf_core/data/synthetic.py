@@ -253,6 +253,7 @@ def make_clip(seed: int, *, duration: float | None = None, fps: float | None = N
         canvas, audio, events, phrases = _stage_sources(rng, classes, n_frames, fps, n_samples, sample_rate,
                                                         height, width, look, 0)
         frames, caption = _to_uint8(canvas, look, 0), captions.together(phrases)
+        del canvas  # consumed: let the float canvas go before the frames are resized
     peak = float(np.abs(audio).max())
     if peak > 0.98:  # keep headroom without changing relative levels
         audio = audio * (0.98 / peak)
