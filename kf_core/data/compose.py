@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -30,8 +31,8 @@ class Backdrop:
     offset_x: np.ndarray  # [T] px
     offset_y: np.ndarray  # [T] px
     fps: float
-    tint: object
-    floor: object
+    tint: Callable  # colour -> the look's colour (paint.make_tint)
+    floor: Callable  # the look's floor painter (paint.floor_painter)
 
     @classmethod
     def open(cls, look: Look, part: int, n_frames: int, fps: float) -> "Backdrop":

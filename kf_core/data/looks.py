@@ -227,7 +227,8 @@ def sample_look(seed: int, family: str, n_frames_at, *, fps: float | None = None
     rng = np.random.default_rng([int(seed), LOOK_STREAM])
     rate = _pick(rng, _RATES) if rng.random() < 0.65 else round(float(rng.uniform(8.0, 60.0)), 3)
     fps = float(rate if fps is None else fps)
-    height, width = _frame_size(rng) if size is None else size
+    drawn = _frame_size(rng)  # drawn even when fixed, so the rest of the look does not depend on it
+    height, width = drawn if size is None else size
     vfr = bool(rng.random() < 0.15 and fps >= 20.0)
     noise = float(rng.uniform(1.0, 8.0)) if rng.random() < 0.5 else 0.0
     blur = float(rng.uniform(0.4, 1.5)) if rng.random() < 0.3 else 0.0
