@@ -56,8 +56,8 @@ _ASPECTS = {16 / 9: 30, 4 / 3: 15, 1.0: 15, 3 / 2: 5, 21 / 9: 10, 9 / 16: 15, 3 
 _SHORT_SIDE = ((64, 160, 0.55), (160, 320, 0.27), (320, 540, 0.12), (540, 720, 0.045), (720, 1080, 0.015))
 _CRFS = (18, 24, 30, 36, 42)
 RENDER_PIXELS = 160 * 160  # scenes are drawn at most this large, then resampled to the frame size
-MAX_FRAME_BYTES = 384 << 20  # uint8 frames of one clip; larger draws shrink (keeping the aspect)
-MAX_CANVAS_BYTES = 256 << 20  # the float32 drawing canvas
+MAX_FRAME_BYTES = 320 << 20  # uint8 frames of one clip; larger draws shrink (keeping the aspect)
+MAX_CANVAS_BYTES = 192 << 20  # the float32 drawing canvas
 
 
 @dataclass(frozen=True)
