@@ -1,5 +1,11 @@
 """`python -m kf_core eval synthetic`: does the sound follow the picture, on held-out synthetic clips?
 
+Splits (`--split`; every split uses held-out seeds, never seen in training):
+- heldout (default): the world's training look families (what kf-tiny v2 is trained on),
+- heldout-look: held-out look families too (backgrounds, floor, colours, camera never trained on),
+- classic: the plain look kf-tiny v1 was trained and first measured on (the clips this command
+  scored before looks existed, bit for bit).
+
 Rows (each scored against the clips' ground-truth events):
 - ground truth: the generator's own audio (the upper bound),
 - silence: zeros (what "nothing" scores),
@@ -32,11 +38,16 @@ from kf_core.loading.state import CheckpointError
 
 log = logging.getLogger(__name__)
 SR = 44100
+SPLITS = {"heldout": "train", "heldout-look": "heldout", "classic": "classic"}  # split -> make_clip looks
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=36, help="held-out clips (classes cycle, so 36 = 4 per class)")
     p.add_argument("--seed", type=int, default=0, help="base seed; held-out seeds are disjoint from training ones")
+    p.add_argument("--split", choices=SPLITS, default="heldout",
+                   help="held-out seeds in the training looks (heldout, the default), in held-out look "
+                        "families (heldout-look), or in kf-tiny v1's plain look (classic: this command's "
+                        "clips before looks existed)")
     p.add_argument("--duration", type=float, default=8.0, help="clip length in seconds")
     p.add_argument("--train-per-class", type=int, default=12, help="ground-truth clips per class to fit the classifier")
     p.add_argument("--classifier", type=Path, default=None, help="load this .npz classifier (fit and save it if missing)")
@@ -45,11 +56,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
 
 
-def heldout_clips(n: int, seed: int, duration: float, offset: int = 0) -> tuple[list[Clip], float]:
-    """n single-source held-out clips (classes cycle) -> (clips, seconds spent generating)."""
+def heldout_clips(n: int, seed: int, duration: float, offset: int = 0,
+                  split: str = "heldout") -> tuple[list[Clip], float]:
+    """n single-source clips on held-out seeds (classes cycle) in the looks of `split` (`SPLITS`)
+    -> (clips, seconds spent generating)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     start = time.perf_counter()
-    clips = [make_clip(split_seed(offset + i, seed, "heldout"), duration=duration, classes=[CLASSES[i % len(CLASSES)]])
-             for i in range(n)]
+    clips = [make_clip(split_seed(offset + i, seed, "heldout"), duration=duration, classes=[CLASSES[i % len(CLASSES)]],
+                       looks=SPLITS[split]) for i in range(n)]
     return clips, time.perf_counter() - start
 
 
@@ -133,8 +148,8 @@ def _fmt(v: float, digits: int = 3) -> str:
 def main(args: argparse.Namespace) -> int:
     if args.n < 2:
         raise SystemExit("--n must be at least 2 (the shuffled baseline needs another clip)")
-    clips, gen_s = heldout_clips(args.n, args.seed, args.duration)
-    ref_clips, _ = heldout_clips(args.n, args.seed, args.duration, offset=args.n)
+    clips, gen_s = heldout_clips(args.n, args.seed, args.duration, split=args.split)
+    ref_clips, _ = heldout_clips(args.n, args.seed, args.duration, offset=args.n, split=args.split)
     reference = np.concatenate([window_features(c.audio, SR) for c in ref_clips])
     if args.classifier is not None and args.classifier.exists():
         clf = SpectralClassifier.load(args.classifier)
@@ -151,7 +166,7 @@ def main(args: argparse.Namespace) -> int:
     rows.update(generated)
     results = {name: score(clips, audios, reference, clf, secs) for name, (audios, secs) in rows.items()}
 
-    print(f"synthetic eval: {args.n} held-out clips of {args.duration} s (seed {args.seed}); "
+    print(f"synthetic eval: {args.n} held-out clips of {args.duration} s (seed {args.seed}, split {args.split}); "
           f"classifier fitted on {args.train_per_class}/class training clips")
     head = f"{'row':<22}{'F1@50ms':>9}{'err ms':>8}{'DeSync s':>10}{'(def.)':>8}{'class':>7}{'stereo':>8}{'FD':>9}{'RTF':>8}"
     print(head)
@@ -164,6 +179,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"generated rows skipped: {why}")
     print("targets for the trained model: F1 >= 0.8, DeSync <= 0.1 s, class >= 0.9, stereo >= 0.8")
     if args.json is not None:
-        args.json.write_text(json.dumps({"n": args.n, "seed": args.seed, "duration": args.duration,
+        args.json.write_text(json.dumps({"n": args.n, "seed": args.seed, "duration": args.duration, "split": args.split,
                                          "rows": results, "skipped": why}, indent=2))
     return 0

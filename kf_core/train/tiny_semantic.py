@@ -41,9 +41,8 @@ def semantic_item(index: int, *, seed: int, size: int, looks: str = "train", spl
     from ..data.dataset import split_seed
     from ..data.synthetic import CLASSES, make_clip
     from ..io import frames_from_images, streams_for
-    from .tiny_sync import _looks
     duration = 3.0
-    c = make_clip(split_seed(800_000_000 + index, seed, split), duration=duration, **_looks(looks))
+    c = make_clip(split_seed(800_000_000 + index, seed, split), duration=duration, looks=looks)
     spec = streams_for(SeqConfig(duration), visual_size=size)["visual"]
     frames = frames_from_images(torch.from_numpy(c.frames), c.fps, spec.fps, size=spec.size, mode=spec.mode,
                                 count=spec.count, duration=duration)

@@ -38,9 +38,8 @@ def stereo_item(index: int, *, seed: int, sync_encoder, sample_rate: int = 44100
     from ..data.synthetic import make_clip
     from ..encoders import sync_frames_from_uint8
     from ..io import frames_from_images, streams_for
-    from .tiny_sync import _looks
     c = make_clip(split_seed(600_000_000 + index, seed, "train" if looks == "train" else "heldout"),
-                  duration=STEREO_CLIP_S, sample_rate=sample_rate, **_looks(looks))
+                  duration=STEREO_CLIP_S, sample_rate=sample_rate, looks=looks)
     cfg = sync_encoder.cfg
     spec = streams_for(SeqConfig(STEREO_CLIP_S, sample_rate=sample_rate), sync_size=cfg.image_size,
                        sync_mode=cfg.resize)["sync"]

@@ -49,20 +49,13 @@ def sync_item(index: int, *, seed: int, size: int, resize: str = "squash", looks
     from ..data.synthetic import make_clip
     from ..io import frames_from_images, streams_for
     c = make_clip(split_seed(700_000_000 + index, seed, "train" if looks == "train" else "heldout"),
-                  duration=SYNC_CLIP_S, **_looks(looks))
+                  duration=SYNC_CLIP_S, looks=looks)
     spec = streams_for(SeqConfig(SYNC_CLIP_S), sync_size=size, sync_mode=resize)["sync"]
     frames = frames_from_images(torch.from_numpy(c.frames), c.fps, spec.fps, size=spec.size, mode=spec.mode,
                                 count=spec.count, duration=SYNC_CLIP_S, min_count=spec.min_count)
     segments = (spec.count - 16) // 8 + 1
     pan, weight = token_pans(c.audio, c.sample_rate, segments)
     return SyncItem(frames, torch.as_tensor(c.onset_times, dtype=torch.float32), pan, weight)
-
-
-def _looks(looks: str) -> dict:
-    """The world's look families to draw from (an older world without looks takes no argument)."""
-    import inspect
-    from ..data.synthetic import make_clip
-    return {"looks": looks} if "looks" in inspect.signature(make_clip).parameters else {}
 
 
 def token_targets(onsets: torch.Tensor, segments: int, *, stride: int = 8, tubelet: int = 2,
