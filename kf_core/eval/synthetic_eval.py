@@ -12,6 +12,9 @@ Rows (each scored against the clips' ground-truth events):
 - shuffled: the audio of another clip (right kind of sound, wrong timing and place),
 - generated (video) / generated (text only): a pipeline's output, only when `kf_core.pipeline`
   and a trained model load; otherwise the reason is printed and no numbers are made up.
+- generated (contradicting prompt): the video with the caption of a clip of another class; its
+  class accuracy is scored against the PROMPT's class (does a prompt change what is heard?), and
+  its timing metrics against the video's events.
 
 Metrics: onset F1 at 50 ms (micro-averaged) and mean |onset error| of matched onsets; a
 DeSync-like mean |best lag| over 4.8 s windows (with the share of windows where it is defined);
@@ -85,8 +88,9 @@ def _fit_length(audio: np.ndarray, n: int) -> np.ndarray:
 
 
 def score(clips: list[Clip], audios: list[np.ndarray], reference: np.ndarray, clf: SpectralClassifier,
-          seconds: float) -> dict:
-    """Clips + the audio to judge for each -> metric dict (see the module docstring)."""
+          seconds: float, classes: list[str] | None = None) -> dict:
+    """Clips + the audio to judge for each -> metric dict (see the module docstring); `classes` are
+    the classes the audio should have (default: each clip's own)."""
     tp = fp = fn = 0
     errors, lags, pairs = [], [], []
     for clip, audio in zip(clips, audios):
@@ -106,7 +110,7 @@ def score(clips: list[Clip], audios: list[np.ndarray], reference: np.ndarray, cl
         "onset_err_ms": float(np.mean(errors) * 1000) if errors else float("nan"),
         "desync_s": float(np.mean(np.abs(defined))) if defined.size else float("nan"),
         "desync_defined": float(defined.size / lags.size) if lags.size else float("nan"),
-        "class_acc": float(np.mean([p == c.labels[0] for p, c in zip(predicted, clips)])),
+        "class_acc": float(np.mean([p == k for p, k in zip(predicted, classes or [c.labels[0] for c in clips])])),
         "stereo_corr": sm.stereo_correlation(np.concatenate(pairs)),
         "frechet": sm.frechet_distance(feats, reference),
         "rtf": seconds / sum(c.duration for c in clips),
@@ -128,17 +132,32 @@ def _generated_rows(clips: list[Clip], model: str | None, steps: int) -> tuple[d
 
     rows: dict[str, tuple] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, with_video in (("generated (video)", True), ("generated (text only)", False)):
+        for name, with_video, prompts in (("generated (video)", True, [c.caption for c in clips]),
+                                          ("generated (text only)", False, [c.caption for c in clips]),
+                                          (CONTRADICTING, True, [c.caption for c in _contradicting(clips)])):
             audios, start = [], time.perf_counter()
-            for i, clip in enumerate(clips):
+            for i, (clip, prompt) in enumerate(zip(clips, prompts)):
                 video = str(write_frames_mp4(Path(tmp) / f"{name[11]}{i}.mp4", clip.frames, clip.fps)) if with_video else None
-                wave, sr = pipe.generate(video=video, prompt=clip.caption, duration=clip.duration, steps=steps, seed=i)
+                wave, sr = pipe.generate(video=video, prompt=prompt, duration=clip.duration, steps=steps, seed=i)
                 wave = np.asarray(wave.detach().cpu().float() if hasattr(wave, "detach") else wave)
                 if sr != SR:
                     wave = resample_poly(wave, SR, sr, axis=-1)
                 audios.append(_fit_length(wave, clip.audio.shape[1]))
             rows[name] = (audios, time.perf_counter() - start)
     return rows, None
+
+
+CONTRADICTING = "generated (contradicting prompt)"
+
+
+def _contradicting(clips: list[Clip]) -> list[Clip]:
+    """For each clip, the next clip (cyclically) of another class: its caption is the contradicting prompt."""
+    out = []
+    for i, c in enumerate(clips):
+        j = next((k % len(clips) for k in range(i + 1, i + len(clips))
+                  if clips[k % len(clips)].labels[0] != c.labels[0]), i)
+        out.append(clips[j])
+    return out
 
 
 def _fmt(v: float, digits: int = 3) -> str:
@@ -164,15 +183,17 @@ def main(args: argparse.Namespace) -> int:
     }
     generated, why = _generated_rows(clips, args.model, args.steps)
     rows.update(generated)
-    results = {name: score(clips, audios, reference, clf, secs) for name, (audios, secs) in rows.items()}
+    prompt_classes = [c.labels[0] for c in _contradicting(clips)]
+    results = {name: score(clips, audios, reference, clf, secs, prompt_classes if name == CONTRADICTING else None)
+               for name, (audios, secs) in rows.items()}
 
     print(f"synthetic eval: {args.n} held-out clips of {args.duration} s (seed {args.seed}, split {args.split}); "
           f"classifier fitted on {args.train_per_class}/class training clips")
-    head = f"{'row':<22}{'F1@50ms':>9}{'err ms':>8}{'DeSync s':>10}{'(def.)':>8}{'class':>7}{'stereo':>8}{'FD':>9}{'RTF':>8}"
+    head = f"{'row':<33}{'F1@50ms':>9}{'err ms':>8}{'DeSync s':>10}{'(def.)':>8}{'class':>7}{'stereo':>8}{'FD':>9}{'RTF':>8}"
     print(head)
     print("-" * len(head))
     for name, r in results.items():
-        print(f"{name:<22}{_fmt(r['onset_f1_50ms']):>9}{_fmt(r['onset_err_ms'], 1):>8}{_fmt(r['desync_s']):>10}"
+        print(f"{name:<33}{_fmt(r['onset_f1_50ms']):>9}{_fmt(r['onset_err_ms'], 1):>8}{_fmt(r['desync_s']):>10}"
               f"{_fmt(r['desync_defined'], 2):>8}{_fmt(r['class_acc'], 2):>7}{_fmt(r['stereo_corr'], 2):>8}"
               f"{_fmt(r['frechet'], 2):>9}{_fmt(r['rtf'], 3):>8}")
     if why:
