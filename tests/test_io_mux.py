@@ -101,7 +101,7 @@ def test_errors_name_the_problem(tmp_path, source):
         mux_audio(source, torch.zeros(2, 10), SR, tmp_path / "o.mp4", audio_codec="flac")
     with pytest.raises(MediaError, match="fps"):
         mux_audio(torch.rand(4, 8, 8, 3), torch.zeros(2, 10), SR, tmp_path / "o.mp4")
-    with pytest.raises(MediaError, match=r"o\.webm.*try \.mkv"):
+    with pytest.raises(MediaError, match=r"o\.webm: the source.s h264 video cannot be stored.*use \.mkv"):
         mux_audio(source, torch.zeros(2, 10), SR, tmp_path / "o.webm")
     with pytest.raises(MediaError, match="file not found"):
         mux_audio(tmp_path / "nope.mp4", torch.zeros(2, 10), SR, tmp_path / "o.mp4")
