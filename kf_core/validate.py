@@ -133,15 +133,17 @@ class Checked:
     seed: int
 
 
-def check_generation(*, video=None, fps=None, out=None, audio_out=None, duration=None, steps=20,
-                     cfg=4.5, seed=0, sampler="euler", schedule="uniform", shift=None, window=None,
+def check_generation(*, video=None, fps=None, out=None, audio_out=None, duration=None, steps=None,
+                     cfg=None, seed=0, sampler="euler", schedule="uniform", shift=None, window=None,
                      overlap=1.0, batch_size=1, prompt="", negative_prompt="") -> Checked:
     """Every argument of a generation -> Checked; the first problem raises UserError / MediaError."""
     from .io import probe
     from .sampling import SAMPLERS, SCHEDULES
     seed = check_seed(seed)
-    check_steps(steps)
-    check_number(cfg, "cfg (guidance scale)", low=0, high=100)
+    if steps is not None:  # None: the network's default
+        check_steps(steps)
+    if cfg is not None:
+        check_number(cfg, "cfg (guidance scale)", low=0, high=100)
     if shift is not None:
         check_number(shift, "shift", low=0, low_open=True, high=1000)
     if sampler not in SAMPLERS:

@@ -20,7 +20,7 @@ from .errors import MediaError, check_media_file
 from .paths import atomic_output
 from .stream import as_wave, audio_frames, iter_chunks, layout as _layout, reframe
 
-__all__ = ["read_audio", "write_audio", "AudioWriter", "check_audio_path", "resample", "resample_stream", "fit_length", "as_wave",
+__all__ = ["read_audio", "audio_info", "write_audio", "AudioWriter", "check_audio_path", "resample", "resample_stream", "fit_length", "as_wave",
            "WAV_FORMATS", "AUDIO_SUFFIXES"]
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,17 @@ def resample(wave, sample_rate: int, new_rate: int) -> torch.Tensor:
     parts = list(resample_stream([x], sample_rate, new_rate))
     y = np.concatenate(parts, axis=1) if parts else np.zeros((x.shape[0], 0), np.float32)
     return torch.from_numpy(fit_length(y.astype(np.float32), want))
+
+
+def audio_info(path: str | os.PathLike) -> tuple[int, float, int]:
+    """An audio file -> (channels, seconds, sample rate) from its header."""
+    p = check_media_file(path)
+    with av.open(str(p)) as f:
+        if not f.streams.audio:
+            raise MediaError(p, "has no audio track", "give a file that contains sound")
+        s = f.streams.audio[0]
+        seconds = float(s.duration * s.time_base) if s.duration else float(f.duration or 0) / av.time_base
+        return s.channels, seconds, s.codec_context.sample_rate
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int | None = None,
