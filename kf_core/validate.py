@@ -185,11 +185,11 @@ def output_in_folder(root: str | os.PathLike, prefix: str, suffix: str) -> Path:
     name ("." / ".." / ".name") or a path that leads outside the folder."""
     if not isinstance(prefix, str) or not prefix.strip():
         raise UserError(f"filename_prefix is empty ({prefix!r}); give a name such as 'kling_foley/foley'")
-    name = Path(prefix).name
-    if prefix.endswith(("/", "\\")) or not name:
+    name = prefix.replace("\\", "/").rsplit("/", 1)[-1]
+    if not name:
         raise UserError(f"filename_prefix {prefix!r} names a folder but no file; add a name, e.g. "
                         f"'{prefix.rstrip('/')}/foley'")
-    if name in (".", "..") or name.startswith("."):
+    if name.startswith("."):  # also "." and "..": the file would be named ".mp4" / "...mp4"
         raise UserError(f"filename_prefix {prefix!r} would make a hidden file; give a name that does not "
                         "start with a dot, e.g. 'kling_foley/foley'")
     base = Path(root).resolve()

@@ -17,7 +17,6 @@ C latent channels, Lv visual frames, Dv visual width.
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -28,6 +27,8 @@ import torch.nn.functional as Fn
 from torch import nn
 
 from ..config import CODEC_PRESETS, CodecConfig
+from ..errors import MissingFileError
+from ..loading.state import CheckpointError, file_in_folder, read_json
 from .chunking import ChunkPlan, Tape, chunked, plan_for
 from .griffinlim import GriffinLim
 from .mel import MelSpectrogram
@@ -282,7 +283,7 @@ def codec_from_roles(roles: dict[str, Path], *, preset: str | None = None,
     from .load import load_vae, load_vocoder
     from .mono2stereo import load_mono2stereo
     if "vae" not in roles:
-        raise FileNotFoundError("a codec needs a Mel-VAE file (role 'vae')")
+        raise MissingFileError("a codec needs a Mel-VAE file (role 'vae')")
     vae = load_vae(roles["vae"])
     cfg = CODEC_PRESETS[preset] if preset in CODEC_PRESETS else _codec_preset_for(vae)
     if cfg.n_mels != vae.n_mels or cfg.latent_channels != vae.latent_channels:
@@ -304,17 +305,20 @@ def load_audio_codec(path: str | Path, *, device=None) -> AudioCodec:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"codec path not found: {path} (give a Mel-VAE file or a model folder)")
+        raise MissingFileError(f"codec path not found: {path} (give a Mel-VAE file or a model folder)")
     preset = None
     if path.is_dir():
         manifest = path / "manifest.json"
         if not manifest.is_file():
-            raise FileNotFoundError(f"{path} has no manifest.json naming its vae file; give the VAE file itself")
-        data = json.loads(manifest.read_text())
-        roles = {r: path / n for r, n in data.get("components", {}).items() if n}
+            raise MissingFileError(f"{path} has no manifest.json naming its vae file; give the VAE file itself")
+        data = read_json(manifest, what="model manifest")
+        components = data.get("components", {})
+        if not isinstance(components, dict):
+            raise CheckpointError(f"{manifest}: \"components\" must be an object mapping roles to file names")
+        roles = {r: file_in_folder(path, n, where=str(manifest), what=r) for r, n in components.items() if n}
         preset = data.get("codec")
         if "vae" not in roles:
-            raise FileNotFoundError(f"{manifest} names no vae file; a codec needs one")
+            raise MissingFileError(f"{manifest} names no vae file; a codec needs one")
     else:
         roles = {"vae": path}
     codec = codec_from_roles(roles, preset=preset)
