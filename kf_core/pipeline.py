@@ -63,6 +63,7 @@ class TextCondition:
     neg_mask: torch.Tensor | None
     prompt: str = ""
     negative_prompt: str = ""
+    notes: tuple[str, ...] = ()           # warnings for the user (e.g. a prompt cut at the token limit)
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,10 @@ def encode_text(text_encoder: TextEncoder, prompt: str = "", negative_prompt: st
     if empty not in ("encode", "learned"):
         raise ValueError(f"empty must be 'encode' (encode '') or 'learned' (the model's empty text), got {empty!r}")
     feats = mask = neg = neg_mask = None
+    notes = tuple(note for note in (_truncation(text_encoder, "prompt", prompt),
+                                    _truncation(text_encoder, "negative prompt", negative_prompt)) if note)
+    for note in notes:
+        log.warning(note)
     if prompt.strip():
         feats, mask = text_encoder.encode([prompt])
     elif empty == "encode":
@@ -146,7 +151,20 @@ def encode_text(text_encoder: TextEncoder, prompt: str = "", negative_prompt: st
         neg, neg_mask = text_encoder.encode([negative_prompt])
     elif empty == "encode":
         neg, neg_mask = text_encoder.empty()
-    return TextCondition(feats, mask, neg, neg_mask, prompt, negative_prompt)
+    return TextCondition(feats, mask, neg, neg_mask, prompt, negative_prompt, notes)
+
+
+def _truncation(text_encoder: TextEncoder, what: str, text: str) -> str | None:
+    """A warning when `text` has more tokens than the encoder reads (the rest is silently cut), else None."""
+    if not text.strip():
+        return None
+    enc = text_encoder.encoder
+    n, limit = enc.count_tokens(text), enc.max_tokens
+    if n <= limit:
+        return None
+    cut = max(1, round(len(text) * (limit - 1) / max(n - 1, 1)))
+    return (f"the {what} is {n} tokens long, but this text encoder reads only {limit}: everything after about "
+            f"character {cut} (\"...{text[max(0, cut - 20):cut]}\") is ignored — shorten it")
 
 
 def encode_video(encoders: VisualEncoders, clip: VideoClip, *, duration: float | None = None,

@@ -114,3 +114,15 @@ def test_mux_prefixes_that_cannot_be_files(tmp_path, prefix, message):
 def test_good_prefixes_stay_inside(tmp_path):
     assert output_in_folder(tmp_path, "kling_foley/foley", ".mp4") == (tmp_path / "kling_foley" / "foley.mp4").resolve()
     assert output_in_folder(tmp_path, "a/../b", ".mkv") == (tmp_path / "b.mkv").resolve()
+
+
+def test_a_prompt_past_the_token_limit_is_warned_about(pipe, caplog):
+    from kf_core.pipeline import encode_text
+    enc = pipe.components.text_encoder
+    long = "rain on a tin roof, " * 6                                          # 120 bytes, ByT5: 121 tokens
+    with caplog.at_level("WARNING"):
+        cond = encode_text(enc, "rain", negative_prompt=long)
+    assert len(cond.notes) == 1 and "negative prompt is 121 tokens long" in cond.notes[0]
+    assert f"reads only {enc.encoder.max_tokens}" in cond.notes[0]
+    assert any(cond.notes[0] == r.getMessage() for r in caplog.records)
+    assert encode_text(enc, "rain").notes == ()

@@ -200,6 +200,15 @@ class T5TextEncoder(nn.Module):
         self.tokenizer.save_pretrained(str(folder))
         return folder
 
+    @property
+    def max_tokens(self) -> int:
+        """Tokens a prompt may have (EOS included); longer prompts are cut."""
+        return self.max_length
+
+    def count_tokens(self, prompt: str) -> int:
+        """A prompt -> how many tokens it has (EOS included), before any cut."""
+        return len(self.tokenizer(prompt, add_special_tokens=True)["input_ids"])
+
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts -> (feats [B, Lt, D] float32, mask [B, Lt] bool, True = real token incl. EOS).
