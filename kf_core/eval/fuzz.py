@@ -219,10 +219,13 @@ def run_case(target: str, seed: int, folder: Path, *, raise_raw: bool = False) -
 
 
 # ---------------------------------------------------------------- the long run, in a worker process
-def _worker(conn, folder: str) -> None:
+def _worker(conn, folder: str, targets: list[str]) -> None:
     import logging
     logging.disable(logging.WARNING)  # damaged files warn a lot; the outcome is what counts
     torch.set_num_threads(1)
+    for target in targets:  # imports, base files and a first (unmutated) run before any timed case
+        TARGETS[target](base_files(target, Path(folder) / "base")[0])
+    conn.send("ready")
     while True:
         job = conn.recv()
         if job is None:
@@ -231,11 +234,13 @@ def _worker(conn, folder: str) -> None:
 
 
 class _Worker:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, targets: list[str]) -> None:
         ctx = mp.get_context("spawn")  # no fork after torch's thread pools exist
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker, args=(child, str(folder)), daemon=True)
+        self.proc = ctx.Process(target=_worker, args=(child, str(folder), targets), daemon=True)
         self.proc.start()
+        if self.conn.recv() != "ready":  # start-up (imports, warm-up) is not part of any case's time
+            raise RuntimeError("the fuzz worker did not start")
 
     def run(self, target: str, seed: int, timeout: float):
         self.conn.send((target, seed))
@@ -269,7 +274,7 @@ def main(args) -> int:
             print(target, *run_case(target, args.replay, folder, raise_raw=True))
         return 0
     findings = 0
-    worker = _Worker(folder)
+    worker = _Worker(folder, targets)
     try:
         for target in targets:
             counts: Counter = Counter()
@@ -278,11 +283,11 @@ def main(args) -> int:
                 res = worker.run(target, seed, args.timeout)
                 if res is None:  # a hang: kill it, keep going with a fresh worker
                     worker.stop()
-                    worker = _Worker(folder)
+                    worker = _Worker(folder, targets)
                     res = ("hang", f"no answer after {args.timeout:g} s")
                 elif res[0] == "crash":
                     worker.stop()
-                    worker = _Worker(folder)
+                    worker = _Worker(folder, targets)
                 outcome, what = res
                 counts[outcome] += 1
                 if outcome not in ("ok", "clear error"):
