@@ -69,7 +69,7 @@ def resample(wave, sample_rate: int, new_rate: int) -> torch.Tensor:
 def audio_info(path: str | os.PathLike) -> tuple[int, float, int]:
     """An audio file -> (channels, seconds, sample rate) from its header."""
     p = check_media_file(path)
-    with av.open(str(p)) as f:
+    with av.open(str(p), metadata_errors="replace") as f:
         if not f.streams.audio:
             raise MediaError(p, "has no audio track", "give a file that contains sound")
         s = f.streams.audio[0]
@@ -83,7 +83,7 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = None,
     to `sample_rate` when given (exact length round(T·new/old)), channels averaged when `mono`."""
     p = check_media_file(path)
     try:
-        container = av.open(str(p))
+        container = av.open(str(p), metadata_errors="replace")
     except av.FFmpegError as e:
         raise MediaError(p, f"cannot be opened as audio ({e.__class__.__name__}: {e})",
                          "give a .wav, .flac, .mp3 or a video with a sound track") from e

@@ -58,7 +58,8 @@ class VideoInfo:
 
 def _open_container(path: Path) -> av.container.InputContainer:
     try:
-        return av.open(str(path), mode="r")
+        # metadata_errors="replace": tags in another encoding (Latin-1, damaged) must not stop the file
+        return av.open(str(path), mode="r", metadata_errors="replace")
     except av.FFmpegError as e:  # InvalidDataError, no demuxer found, ...
         hint = ("it is an audio file; give a video" if path.suffix.lower() in _AUDIO_SUFFIXES
                 else "the file is not a video PyAV/FFmpeg can read, or it is truncated/corrupt; "
