@@ -223,8 +223,9 @@ def _worker(conn, folder: str, targets: list[str]) -> None:
     import logging
     logging.disable(logging.WARNING)  # damaged files warn a lot; the outcome is what counts
     torch.set_num_threads(1)
-    for target in targets:  # imports, base files and a first (unmutated) run before any timed case
-        TARGETS[target](base_files(target, Path(folder) / "base")[0])
+    for target in targets:  # imports, base files and a first (unmutated) run of each before any timed case
+        for path in base_files(target, Path(folder) / "base"):
+            TARGETS[target](path)
     conn.send("ready")
     while True:
         job = conn.recv()
@@ -261,7 +262,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cases", type=int, default=2000, help="cases per target (default 2000)")
     p.add_argument("--target", choices=[*TARGETS, "all"], default="all")
     p.add_argument("--seed", type=int, default=0, help="first case seed")
-    p.add_argument("--timeout", type=float, default=20.0, help="seconds a case may take before it counts as a hang")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds a case may take before it counts as a hang (default 60: a shared CPU is slow)")
     p.add_argument("--out", type=Path, default=None, help="folder for the base files and any findings")
     p.add_argument("--replay", type=int, default=None, help="rerun the case with this seed in this process")
 
