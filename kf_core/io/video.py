@@ -6,6 +6,7 @@ and an assumed rate — variable frame rate files are ordinary input.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -171,12 +172,18 @@ def _scan_end(container, stream, path: Path) -> tuple[float, int]:
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Path of a video in, VideoInfo out (decodes one frame; scans the file only if it states no
     duration). Raises MediaError for missing, empty, non-video, undecodable or absurdly sized files."""
-    p = Path(path)
-    try:
-        return _probe(p)
+    p = check_media_file(path)
+    st = p.stat()
+    try:  # the same unchanged file is probed once (a long clip is read span by span, window by window)
+        return _probe_cached(str(p), os.getcwd(), st.st_ino, st.st_size, st.st_mtime_ns)
     except av.FFmpegError as e:  # anything FFmpeg refuses in a damaged file that the steps below did not name
         raise MediaError(p, f"cannot be read ({e.__class__.__name__}: {e})",
                          "the file is damaged; re-export it as .mp4 (H.264)") from e
+
+
+@functools.lru_cache(maxsize=64)
+def _probe_cached(path: str, cwd: str, inode: int, size: int, mtime_ns: int) -> VideoInfo:
+    return _probe(Path(path))
 
 
 def _probe(p: Path) -> VideoInfo:
