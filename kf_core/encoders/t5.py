@@ -175,9 +175,8 @@ class T5TextEncoder(nn.Module):
             tok_folder = Path(tokenizer) if tokenizer is not None else path
         else:
             if tokenizer is None:
-                raise UserError(f"{path.name} is a single weight file without a tokenizer: put the tokenizer "
-                                "files (tokenizer.json or spiece.model) in a folder and pass it as tokenizer=, "
-                                "e.g. the model's Hugging Face folder")
+                raise UserError(f"{path.name} is a single weight file; pass tokenizer=<folder with "
+                                "tokenizer.json / spiece.model> (e.g. the model's Hugging Face folder)")
             from .load import require_kind
             sd = read_state_dict(path)
             require_kind(sd, "t5", path)
