@@ -4,6 +4,7 @@ or in one of our clear errors — never a raw exception, never a hang. The long 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import signal
 
 import pytest
@@ -69,6 +70,16 @@ def _apply(data: bytes, ops, files) -> bytes:
     return data
 
 
+_cases = itertools.count()
+
+
+def _case_path(folder, src):
+    """A fresh file per example (a probe of an unchanged path is cached), named like its source."""
+    path = folder / str(next(_cases)) / src.name
+    path.parent.mkdir()
+    return path
+
+
 def _must_be_clear(check, path):
     with _deadline(CASE_SECONDS):
         try:
@@ -98,7 +109,7 @@ def test_the_real_files_pass_unmutated(video_files, weight_files):
 @given(data=st.data())
 def test_damaged_videos_give_frames_or_a_clear_error(video_files, tmp_path, data):
     src = data.draw(st.sampled_from(video_files))
-    case = tmp_path / src.name
+    case = _case_path(tmp_path, src)
     case.write_bytes(_apply(src.read_bytes(), data.draw(edits(len(video_files))), video_files))
     _must_be_clear(fuzz.check_video, case)
 
@@ -107,7 +118,7 @@ def test_damaged_videos_give_frames_or_a_clear_error(video_files, tmp_path, data
 @given(data=st.data())
 def test_damaged_weight_files_load_or_give_a_clear_error(weight_files, tmp_path, data):
     src = data.draw(st.sampled_from(weight_files))
-    case = tmp_path / src.name
+    case = _case_path(tmp_path, src)
     case.write_bytes(_apply(src.read_bytes(), data.draw(edits(len(weight_files))), weight_files))
     _must_be_clear(fuzz.check_weights, case)
 

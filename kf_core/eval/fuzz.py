@@ -30,10 +30,19 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
 
+from ..codec.bigvgan import BIGVGAN_PRESETS, BigVGAN
+from ..codec.load import load_vae, load_vocoder
+from ..codec.mono2stereo import load_mono2stereo
+from ..components import BUNDLED_DIR
+from ..encoders.load import detect_kind, read_keys
 from ..errors import UserError
+from ..io import probe, sample_frames
+from ..io.errors import MAX_PIXELS_PER_SIDE
+from ..loading.state import read_state_dict
 
 __all__ = ["MUTATIONS", "mutate", "base_files", "check_video", "check_weights", "run_case", "TARGETS"]
 
@@ -104,7 +113,6 @@ def mutate(data: bytes, other: bytes, rng: np.random.Generator) -> tuple[bytes, 
 
 # ---------------------------------------------------------------- the real files that get mutated
 def _write_clip(path: Path, codec: str, *, audio: bool) -> Path:
-    import av
     fmt = {".mkv": "matroska", ".webm": "webm"}.get(path.suffix)
     with av.open(str(path), "w", format=fmt) as out:
         vs = out.add_stream(codec, rate=12)
@@ -138,8 +146,6 @@ def base_files(target: str, folder: Path) -> list[Path]:
             _write_clip(files[2], "libvpx-vp9", audio=False)
             _write_clip(files[3], "mpeg4", audio=True)
     elif target == "weights":
-        from ..components import BUNDLED_DIR
-        from ..loading.state import read_state_dict
         files = [folder / n for n in ("m2s.safetensors", "vae.safetensors", "m2s.pth", "m2s_legacy.pt",
                                       "vocoder.pt")]
         if not done.exists():
@@ -148,7 +154,6 @@ def base_files(target: str, folder: Path) -> list[Path]:
             sd = read_state_dict(files[0])
             torch.save(sd, files[2])
             torch.save(sd, files[3], _use_new_zipfile_serialization=False)
-            from ..codec.bigvgan import BIGVGAN_PRESETS, BigVGAN
             gen = BigVGAN(BIGVGAN_PRESETS["tiny"])
             torch.save({"generator": gen.state_dict()}, files[4])
     else:
@@ -160,8 +165,6 @@ def base_files(target: str, folder: Path) -> list[Path]:
 # ---------------------------------------------------------------- what a case must end in
 def check_video(path: Path) -> str:
     """Probe and decode a (possibly damaged) video: 'ok' with sane numbers, or a UserError."""
-    from ..io import probe, sample_frames
-    from ..io.errors import MAX_PIXELS_PER_SIDE
     info = probe(path)
     assert math.isfinite(info.duration) and info.duration > 0, f"duration {info.duration}"
     assert math.isfinite(info.fps) and info.fps >= 0, f"fps {info.fps}"
@@ -176,10 +179,6 @@ def check_video(path: Path) -> str:
 
 def check_weights(path: Path) -> str:
     """Read and load a (possibly damaged) weight file: 'ok' with tensors / a module, or a UserError."""
-    from ..codec.load import load_vae, load_vocoder
-    from ..codec.mono2stereo import load_mono2stereo
-    from ..encoders.load import detect_kind, read_keys
-    from ..loading.state import read_state_dict
     sd = read_state_dict(path)
     assert sd and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items())
     keys = read_keys(path)
