@@ -1,13 +1,17 @@
-"""Command line: python -m kf_core {generate,train,train-tiny,extract,eval,bench} ...
+"""Command line: python -m kf_core {generate,train,train-tiny,extract,eval,bench,fuzz} ...
 
 Each command lives in its own module exposing `add_arguments(parser)` and `main(args) -> int`;
-this file only dispatches, importing the chosen module lazily so `--help` stays fast.
+this file only dispatches, importing the chosen module lazily so `--help` stays fast. A user's
+mistake (`kf_core.errors.UserError`) is printed as one line, exit status 2; `--debug` shows its
+traceback. Ctrl-C stops with status 130 (outputs being written are removed).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+
+from .errors import UserError
 
 # command -> module, or command -> {subcommand: module}
 COMMANDS: dict[str, str | dict[str, str]] = {
@@ -27,7 +31,9 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "io": "kf_core.eval.bench_io",
         "encoders": "kf_core.eval.bench_encoders",
         "train": "kf_core.eval.bench_train",
+        "long": "kf_core.eval.bench_long",
     },
+    "fuzz": "kf_core.eval.fuzz",
 }
 
 
@@ -35,12 +41,20 @@ def _module_help(module: str) -> str:
     return f"see `python -m kf_core ... --help` ({module})"
 
 
+def _add_debug(p: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a sub-command's default must not overwrite a --debug given before the command
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show the full traceback of an error")
+
+
 def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     """Parse argv, importing only the module of the chosen command."""
     parser = argparse.ArgumentParser(prog="python -m kf_core", description="Kling-Foley engine")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    chosen = argv[0] if argv else None
-    chosen_sub = argv[1] if len(argv) > 1 else None
+    words = [a for a in argv if a != "--debug"]  # `--debug` may come before the command
+    chosen = words[0] if words else None
+    chosen_sub = words[1] if len(words) > 1 else None
     for name, target in COMMANDS.items():
         if isinstance(target, dict):
             p = sub.add_parser(name, help=f"{name}: {', '.join(target)}")
@@ -48,11 +62,13 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Nam
             for sname, module in target.items():
                 sp = inner.add_parser(sname, help=_module_help(module))
                 sp.set_defaults(_module=module)
+                _add_debug(sp)
                 if name == chosen and sname == chosen_sub:
                     importlib.import_module(module).add_arguments(sp)
         else:
             p = sub.add_parser(name, help=_module_help(target))
             p.set_defaults(_module=target)
+            _add_debug(p)
             if name == chosen:
                 importlib.import_module(target).add_arguments(p)
     return parser, parser.parse_args(argv)
@@ -61,7 +77,18 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Nam
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _, args = build_parser(argv)
-    return int(importlib.import_module(args._module).main(args) or 0)
+    try:
+        return int(importlib.import_module(args._module).main(args) or 0)
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("stopped (Ctrl-C); unfinished outputs were removed", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

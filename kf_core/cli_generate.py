@@ -1,12 +1,13 @@
 """`python -m kf_core generate`: video (+ prompt) in, stereo Foley out, muxed into the video.
 
 Runs the same stages as the default ComfyUI workflow (open video → encode text and video →
-flow sampling → Mel-VAE decode → Mono2Stereo → vocoder → mux) with a progress bar.
+flow sampling → Mel-VAE decode → Mono2Stereo → vocoder → mux) with a progress bar. Every input
+and both outputs are checked before the model loads; the sound is streamed into the files, so
+memory does not grow with the video's length.
 """
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 from pathlib import Path
 
@@ -49,38 +50,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .io import write_audio
+    from .errors import UserError
     from .pipeline import load_pipeline
+    from .validate import check_generation
 
     if args.out is None and args.audio_out is None:
-        raise SystemExit("give --out OUT.mp4 (needs --video) and/or --audio-out OUT.wav")
-    if args.out is not None and args.video is None:
-        raise SystemExit("--out muxes audio into a video: give --video IN.mp4, or use --audio-out for "
-                         "text-to-audio")
+        raise UserError("give --out OUT.mp4 (needs --video) and/or --audio-out OUT.wav")
     if args.takes != 1 and (args.takes < 1 or args.video is None or args.duration is not None):
-        raise SystemExit("--takes N (N >= 1) scores takes against the whole video: give --video, leave out --duration")
+        raise UserError("--takes N (N >= 1) scores takes against the whole video: give --video, leave out --duration")
     if args.sync_model is not None and args.takes == 1:
-        raise SystemExit("--sync-model ranks takes by DeSync: use it with --takes N (N > 1)")
+        raise UserError("--sync-model ranks takes by DeSync: use it with --takes N (N > 1)")
+    # every input and both outputs, before any model loads
+    check_generation(video=args.video, out=args.out, audio_out=args.audio_out, duration=args.duration,
+                     steps=args.steps, cfg=args.cfg, seed=args.seed, sampler=args.sampler, schedule=args.schedule,
+                     shift=args.shift, window=args.window, overlap=args.overlap, prompt=args.prompt,
+                     negative_prompt=args.negative_prompt)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     pipe = load_pipeline(args.model, device=args.device)
     steps = args.steps if args.steps is not None else pipe.components.dit.sampling_defaults.steps
-    produce_audio = pipe.generate if args.takes == 1 else functools.partial(_best_take, pipe, args)
     with tqdm(total=steps, desc="sampling", unit="step") as bar:
         def progress(step, total, x, t):
             bar.total = total  # long clips sample several windows
             bar.update(1)
-        wave, sr = produce_audio(video=args.video, prompt=args.prompt,
-                                 negative_prompt=args.negative_prompt, duration=args.duration,
-                                 steps=args.steps, sampler=args.sampler, schedule=args.schedule,
-                                 shift=args.shift, cfg=args.cfg, seed=args.seed,
-                                 stereo=not args.mono, window=args.window, overlap=args.overlap,
-                                 callback=progress)
-    if args.audio_out is not None:
-        path = write_audio(args.audio_out, wave, sr)
-        print(f"audio: {path} ({wave.shape[0]} ch, {wave.shape[1] / sr:.3f} s at {sr} Hz)")
-    if args.out is not None:
-        path = pipe.mux(args.video, wave, sr, args.out)
-        print(f"video: {path}")
+        knobs = dict(duration=args.duration, steps=args.steps, sampler=args.sampler, schedule=args.schedule,
+                     shift=args.shift, cfg=args.cfg, seed=args.seed, stereo=not args.mono, window=args.window,
+                     overlap=args.overlap, callback=progress)
+        if args.takes == 1:
+            paths = pipe.save(args.video, args.prompt, args.negative_prompt, out=args.out,
+                              audio_out=args.audio_out, **knobs)
+        else:  # the takes are whole waveforms already: write the best one
+            from .io import write_audio
+            wave, sr = _best_take(pipe, args, video=args.video, prompt=args.prompt,
+                                  negative_prompt=args.negative_prompt, **knobs)
+            paths = {}
+            if args.audio_out is not None:
+                paths["audio"] = write_audio(args.audio_out, wave, sr)
+            if args.out is not None:
+                paths["video"] = pipe.mux(args.video, wave, sr, args.out)
+    if "audio" in paths:
+        from .io.audio import audio_info
+        channels, seconds, rate = audio_info(paths["audio"])
+        print(f"audio: {paths['audio']} ({channels} ch, {seconds:.3f} s at {rate} Hz)")
+    if "video" in paths:
+        print(f"video: {paths['video']}")
     return 0
 
 

@@ -8,7 +8,6 @@ on the CPU; `Components.to(device)` moves them when sampling starts.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ import torch
 from torch import nn
 
 from .codec.bundle import AudioCodec, codec_from_roles
+from .errors import MissingFileError, UserError
+from .loading.state import CheckpointError, file_in_folder, read_json
 
 __all__ = ["DiT", "SamplingDefaults", "TextEncoder", "VisualEncoders", "Components", "load_components",
            "dit_from_file", "text_encoder_from_file", "visual_encoders_from_files", "codec_from_roles",
@@ -202,7 +203,7 @@ class Components:
 
 # ---------------------------------------------------------------- model folders
 def _missing_bundle_error(folder: Path) -> FileNotFoundError:
-    return FileNotFoundError(
+    return MissingFileError(
         f"The bundled kf-tiny weights are not in this install ({folder / 'manifest.json'} is missing). "
         "Reinstall the node pack from its repository (the weights ship with it), train them with "
         f"`python -m kf_core train-tiny --out {folder}`, or give a model folder.")
@@ -228,24 +229,35 @@ def _detect_roles(folder: Path) -> dict[str, Path]:
             log.warning("ignoring %s: not a recognised model file", path.name)
             continue
         if role in roles:
-            raise ValueError(f"{folder} holds two {role} files ({roles[role].name}, {path.name}); "
+            raise UserError(f"{folder} holds two {role} files ({roles[role].name}, {path.name}); "
                              "keep one, or name them in a manifest.json")
         roles[role] = path
     return roles
 
 
 def _read_manifest(folder: Path) -> tuple[dict, dict[str, Path]]:
-    manifest = json.loads((folder / "manifest.json").read_text())
+    """folder/manifest.json -> (its fields, {role: path inside the folder}); errors name the file and entry."""
+    where = folder / "manifest.json"
+    manifest = read_json(where, what="model manifest")
+    components = manifest.get("components", {})
+    if not isinstance(components, dict):
+        raise CheckpointError(f"{where}: \"components\" must be an object mapping roles to file names, "
+                              f"e.g. {{\"dit\": \"dit.safetensors\"}}; found {type(components).__name__}")
+    for key in ("name", "codec", "clip_model", "text_tokenizer"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], str):
+            raise CheckpointError(f"{where}: \"{key}\" must be text, found {manifest[key]!r}")
     roles = {}
-    for role, name in manifest.get("components", {}).items():
+    for role, name in components.items():
         if role not in ROLES:
-            raise ValueError(f"{folder / 'manifest.json'}: unknown component {role!r}; expected {ROLES}")
+            raise CheckpointError(f"{where}: unknown component {role!r}; expected {ROLES}")
         if name:
-            path = folder / name
+            path = file_in_folder(folder, name, where=str(where), what=role)
             if not path.exists():
-                raise FileNotFoundError(f"{folder / 'manifest.json'} names {name} for {role}, but the file "
-                                        "is missing; restore it or fix the manifest")
+                raise MissingFileError(f"{where} names {name} for {role}, but the file is missing; restore it "
+                                       "or fix the manifest")
             roles[role] = path
+    if manifest.get("text_tokenizer") not in (None, "byt5"):
+        file_in_folder(folder, manifest["text_tokenizer"], where=str(where), what="text_tokenizer")
     return manifest, roles
 
 
@@ -281,15 +293,32 @@ def visual_encoders_from_files(clip_path: Path, sync_path: Path, *, clip_model: 
                           Synchformer.from_file(sync_path).eval(), timing)
 
 
+def _tokenizer_for(path: Path, folder: Path, manifest: dict):
+    """Which tokenizer a T5 file uses: the manifest's, a tokenizer beside it, or ByT5's for a
+    384-entry (byte) vocabulary; a UserError saying what to add when none fits."""
+    tok = manifest.get("text_tokenizer")
+    if tok is not None:
+        return tok if tok == "byt5" else folder / tok
+    if path.is_dir():
+        return None  # a Hugging Face folder carries its own
+    from .encoders.t5 import has_tokenizer_files, t5_vocab_size
+    if has_tokenizer_files(folder):
+        return folder
+    if t5_vocab_size(path) == 384:  # ByT5's byte vocabulary (kf-tiny): no files needed
+        return "byt5"
+    raise UserError(f"{path.name} in {folder} holds T5 weights without a tokenizer: copy the tokenizer files "
+                    "(tokenizer.json or spiece.model, and tokenizer_config.json) from the model's Hugging Face "
+                    "folder into the model folder, or add a manifest.json with \"text_tokenizer\": \"FOLDER\"")
+
+
 def _text_encoder_for(roles: dict[str, Path], manifest: dict, folder: Path) -> TextEncoder:
     if "text_encoder" in roles:
-        tok = manifest.get("text_tokenizer")
         return text_encoder_from_file(roles["text_encoder"],
-                                      tokenizer=tok if tok in (None, "byt5") else folder / tok)
+                                      tokenizer=_tokenizer_for(roles["text_encoder"], folder, manifest))
     if "clip" in roles:
         return text_encoder_from_file(roles["clip"], clip_model=manifest.get("clip_model"))
-    raise FileNotFoundError(f"{folder} has no text encoder: add a T5 folder/file, or the CLIP file for "
-                            "MMAudio networks")
+    raise MissingFileError(f"{folder} has no text encoder: add a T5 folder/file, or the CLIP file for "
+                           "MMAudio networks")
 
 
 def load_components(name_or_dir=None, device=None, dtype=None) -> Components:
@@ -303,8 +332,8 @@ def load_components(name_or_dir=None, device=None, dtype=None) -> Components:
     if bundled and not (folder / "manifest.json").is_file():
         raise _missing_bundle_error(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"model folder not found: {folder} (give a folder holding the model files, "
-                                "or nothing for the bundled kf-tiny)")
+        raise MissingFileError(f"model folder not found: {folder} (give a folder holding the model files, "
+                               "or nothing for the bundled kf-tiny)")
     if (folder / "manifest.json").is_file():
         manifest, roles = _read_manifest(folder)
     else:
@@ -312,12 +341,12 @@ def load_components(name_or_dir=None, device=None, dtype=None) -> Components:
     for role in ("dit", "vae", "clip", "synchformer"):
         if role not in roles:
             found = ", ".join(f"{r}={p.name}" for r, p in roles.items()) or "no model files"
-            raise FileNotFoundError(f"{folder} has no {role} file (found {found}); see the README's model "
-                                    "files table for what each folder needs")
+            raise MissingFileError(f"{folder} has no {role} file (found {found}); see the README's model "
+                                   "files table for what each folder needs")
     dit = dit_from_file(roles["dit"])
     info = dit.info
     if info.latent_mean is None or info.latent_std is None:
-        raise ValueError(f"{roles['dit'].name} carries no latent statistics (latent_mean/latent_std); "
+        raise UserError(f"{roles['dit'].name} carries no latent statistics (latent_mean/latent_std); "
                          "export it with kf_core.loading.dit.save_dit(..., latent_mean=, latent_std=)")
     codec = codec_from_roles(roles, preset=manifest.get("codec", dit.model.cfg.codec),
                              latent_mean=info.latent_mean, latent_std=info.latent_std)

@@ -10,6 +10,7 @@ channels, M mel bins, F mel frames, T samples. Output length is exactly round(du
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -22,11 +23,14 @@ import torch
 from .codec.bundle import AudioCodec, fit_samples
 from .components import Components, DiT, TextEncoder, VisualEncoders, load_components
 from .config import CODEC_PRESETS, SeqConfig
+from .errors import UserError
 from .long_video import Window, long_noise, plan_windows, window_condition
 from .sampling.longform import sample_long
+from .validate import check_fps, check_generation
 
 __all__ = ["VideoClip", "TextCondition", "VideoCondition", "Latents", "Mel", "Audio", "open_video",
            "encode_text", "encode_video", "sample_latents", "sample_once", "decode_mel", "to_stereo", "vocode",
+           "stream_audio",
            "FoleyPipeline", "load_pipeline", "load_components", "DEFAULT_TEXT_DURATION"]
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,7 @@ class TextCondition:
     neg_mask: torch.Tensor | None
     prompt: str = ""
     negative_prompt: str = ""
+    notes: tuple[str, ...] = ()           # warnings for the user (e.g. a prompt cut at the token limit)
 
 
 @dataclass(frozen=True)
@@ -108,10 +113,12 @@ def open_video(source, fps: float | None = None, *, timestamps=None) -> VideoCli
             step = (1.0 / fps) if fps else (ts[-1] - ts[0]) / max(n - 1, 1)
             return VideoClip(duration=ts[-1] - ts[0] + step, fps=n / (ts[-1] - ts[0] + step),
                              images=source, timestamps=ts)
-        if fps is None or not fps > 0 or not math.isfinite(fps):
-            raise ValueError(f"frames need their frame rate: got fps={fps!r}. Give the rate the video was "
-                             "made at (Wan 16, LTX 24/25, HunyuanVideo 24) — never assumed")
-        return VideoClip(duration=n / float(fps), fps=float(fps), images=source)
+        rate = check_fps(fps)
+        if rate is None:
+            raise UserError("frames need their frame rate and none was given: set fps to the rate the video "
+                            "was made at (Wan 16, LTX 24/25, HunyuanVideo 24) or connect video_info — it is "
+                            "never assumed")
+        return VideoClip(duration=n / rate, fps=rate, images=source)
     if isinstance(source, (str, os.PathLike)):
         from .io import probe
         info = probe(source)
@@ -132,6 +139,10 @@ def encode_text(text_encoder: TextEncoder, prompt: str = "", negative_prompt: st
     if empty not in ("encode", "learned"):
         raise ValueError(f"empty must be 'encode' (encode '') or 'learned' (the model's empty text), got {empty!r}")
     feats = mask = neg = neg_mask = None
+    notes = tuple(note for note in (_truncation(text_encoder, "prompt", prompt),
+                                    _truncation(text_encoder, "negative prompt", negative_prompt)) if note)
+    for note in notes:
+        log.warning(note)
     if prompt.strip():
         feats, mask = text_encoder.encode([prompt])
     elif empty == "encode":
@@ -140,7 +151,20 @@ def encode_text(text_encoder: TextEncoder, prompt: str = "", negative_prompt: st
         neg, neg_mask = text_encoder.encode([negative_prompt])
     elif empty == "encode":
         neg, neg_mask = text_encoder.empty()
-    return TextCondition(feats, mask, neg, neg_mask, prompt, negative_prompt)
+    return TextCondition(feats, mask, neg, neg_mask, prompt, negative_prompt, notes)
+
+
+def _truncation(text_encoder: TextEncoder, what: str, text: str) -> str | None:
+    """A warning when `text` has more tokens than the encoder reads (the rest is silently cut), else None."""
+    if not text.strip():
+        return None
+    enc = text_encoder.encoder
+    n, limit = enc.count_tokens(text), enc.max_tokens
+    if n <= limit:
+        return None
+    cut = max(1, round(len(text) * (limit - 1) / max(n - 1, 1)))
+    return (f"the {what} is {n} tokens long, but this text encoder reads only {limit}: everything after about "
+            f"character {cut} (\"...{text[max(0, cut - 20):cut]}\") is ignored — shorten it")
 
 
 def encode_video(encoders: VisualEncoders, clip: VideoClip, *, duration: float | None = None,
@@ -296,7 +320,7 @@ def _sample_windows(dit: DiT, *, text, video, duration: float, window: float, ov
         step_cb = None if callback is None else (
             lambda step, total, x, t: callback(w.index * total + step, total * len(windows), x, t))
         lat = sample_once(dit, text=text, video=part, duration=w.span, steps=steps, sampler=sampler,
-                          schedule=schedule, cfg=cfg, shift=shift, seed=seed + 1 + w.index,
+                          schedule=schedule, cfg=cfg, shift=shift, seed=(seed + 1 + w.index) % 2 ** 64,
                           batch_size=batch_size, callback=step_cb, seconds_start=w.t0, seconds_total=duration,
                           noise=noise[:, start:start + length])
         return lat.z
@@ -370,14 +394,19 @@ def to_stereo(codec: AudioCodec, mel: Mel, video: VideoCondition | None = None) 
         return mel
     if mel.mel.shape[1] != 1:
         raise ValueError(f"to_stereo expects a mono mel [B,1,M,F], got {tuple(mel.mel.shape)}")
-    visual = None
-    if video is not None:  # the features the module was trained on: image frames or sync tokens
-        m2s = codec.mono2stereo
-        feats = video.sync if m2s is not None and m2s.cfg.cond == "sync" else video.visual
-        visual = feats.expand(mel.mel.shape[0], -1, -1)
+    visual = _stereo_features(codec, video, mel.mel.shape[0])
     with torch.inference_mode():
         stereo = codec.to_stereo(mel.mel[:, 0], visual)                # B 2 M F
     return replace(mel, mel=stereo.float())
+
+
+def _stereo_features(codec: AudioCodec, video: VideoCondition | None, batch: int) -> torch.Tensor | None:
+    """The video features Mono2Stereo was trained on (image frames or sync tokens) [B,L,D], or None."""
+    if video is None:
+        return None
+    m2s = codec.mono2stereo
+    feats = video.sync if m2s is not None and m2s.cfg.cond == "sync" else video.visual
+    return feats.expand(batch, -1, -1)
 
 
 def vocode(codec: AudioCodec, mel: Mel) -> Audio:
@@ -388,9 +417,20 @@ def vocode(codec: AudioCodec, mel: Mel) -> Audio:
     return Audio(waveform=wave.clamp(-1, 1).contiguous(), sample_rate=codec.sample_rate)
 
 
+def stream_audio(codec: AudioCodec, latents: Latents, video: VideoCondition | None = None, *,
+                 stereo: bool = True):
+    """decode_mel -> to_stereo -> vocode as one stream: waveform blocks [B,Ch,n] (CPU float32 in
+    [-1, 1]) totalling round(duration·sr) samples; only a few chunks are alive at any time."""
+    visual = _stereo_features(codec, video, latents.z.shape[0]) if stereo else None
+    blocks = codec.stream_waveform(latents.z, latent_mean=latents.latent_mean, latent_std=latents.latent_std,
+                                   visual=visual, stereo=stereo, num_samples=latents.seq.samples)
+    return (b.float().cpu() for b in blocks)
+
+
 # ---------------------------------------------------------------- bundle
 class FoleyPipeline:
-    """Components + the stages chained: `generate(video, prompt, ...) -> (waveform [C,T], sr)`."""
+    """Components + the stages chained: `generate(video, prompt, ...) -> (waveform [C,T], sr)`,
+    `save(video, out=, audio_out=, ...)` streams the sound into files (memory flat in length)."""
 
     def __init__(self, components: Components) -> None:
         self.components = components
@@ -398,6 +438,25 @@ class FoleyPipeline:
     @property
     def sample_rate(self) -> int:
         return self.components.codec.sample_rate
+
+    def _latents(self, video, prompt, negative_prompt, duration, steps, sampler, schedule, cfg, seed, *, fps,
+                 shift, batch_size, window, overlap, callback, check_cancel, out=None, audio_out=None):
+        """Every input checked, then text/video encoded and latents sampled -> (Latents, VideoCondition)."""
+        c = self.components
+        source, fps = _source_of(video, fps)
+        check_generation(video=source, fps=fps, out=out, audio_out=audio_out, duration=duration, steps=steps,
+                         cfg=cfg, seed=seed, sampler=sampler, schedule=schedule, shift=shift, window=window,
+                         overlap=overlap, batch_size=batch_size, prompt=prompt, negative_prompt=negative_prompt)
+        text = encode_text(c.text_encoder, prompt, negative_prompt)
+        vcond = None
+        if video is not None:
+            vcond = encode_video(c.visual_encoders, open_video(video, fps), duration=duration,
+                                 check_cancel=check_cancel)
+            duration = None
+        lat = sample_latents(c.dit, text=text, video=vcond, duration=duration, steps=steps, sampler=sampler,
+                             schedule=schedule, cfg=cfg, shift=shift, seed=seed, batch_size=batch_size,
+                             callback=callback, window=window, overlap=overlap, check_cancel=check_cancel)
+        return lat, vcond
 
     def generate(self, video=None, prompt: str = "", negative_prompt: str = "", duration: float | None = None,
                  steps: int | None = None, sampler: str = "euler", schedule: str = "uniform", cfg: float | None = None,
@@ -410,29 +469,62 @@ class FoleyPipeline:
         `duration` seconds (default 8). steps / cfg None take the network's defaults (MMAudio 25 /
         4.5, Kling-Foley 20 / 4.5). Clips longer than `window` seconds (default: the network's
         window, MMAudio 8 s) are generated in windows overlapping by at least `overlap` seconds.
-        With batch_size > 1 the waveform is [B,C,T].
+        With batch_size > 1 the waveform is [B,C,T]. Every argument is checked first
+        (`kf_core.validate`), so a mistake raises UserError before any encoding.
         """
-        c = self.components
-        text = encode_text(c.text_encoder, prompt, negative_prompt)
-        vcond = None
-        if video is not None:
-            vcond = encode_video(c.visual_encoders, open_video(video, fps), duration=duration,
-                                 check_cancel=check_cancel)
-            duration = None
-        lat = sample_latents(c.dit, text=text, video=vcond, duration=duration, steps=steps, sampler=sampler,
-                             schedule=schedule, cfg=cfg, shift=shift, seed=seed, batch_size=batch_size,
-                             callback=callback, window=window, overlap=overlap, check_cancel=check_cancel)
-        mel = decode_mel(c.codec, lat)
-        if stereo:
-            mel = to_stereo(c.codec, mel, vcond)
-        audio = vocode(c.codec, mel)
-        wave = audio.waveform[0] if batch_size == 1 else audio.waveform
-        return wave, audio.sample_rate
+        lat, vcond = self._latents(video, prompt, negative_prompt, duration, steps, sampler, schedule, cfg, seed,
+                                   fps=fps, shift=shift, batch_size=batch_size, window=window, overlap=overlap,
+                                   callback=callback, check_cancel=check_cancel)
+        wave = torch.cat(list(stream_audio(self.components.codec, lat, vcond, stereo=stereo)), dim=-1)
+        return (wave[0] if batch_size == 1 else wave), self.sample_rate
+
+    def save(self, video=None, prompt: str = "", negative_prompt: str = "", *, out=None, audio_out=None,
+             stereo: bool = True, fps: float | None = None, duration: float | None = None, steps: int | None = None,
+             sampler: str = "euler", schedule: str = "uniform", cfg: float | None = None, seed: int = 0,
+             shift: float | None = None, window: float | None = None, overlap: float = 1.0, callback=None,
+             check_cancel=None) -> dict[str, Path]:
+        """Like `generate`, but the sound is streamed into `audio_out` (.wav/.flac) and/or muxed into a
+        copy of `video` at `out`, block by block -> {"audio": path, "video": path}. Both outputs are
+        checked before anything runs; a failure or a signal leaves neither behind."""
+        from .io import AudioWriter, mux_audio
+        if out is None and audio_out is None:
+            raise UserError("nothing to write: give out= (a video, needs a video input) and/or audio_out= (.wav/.flac)")
+        lat, vcond = self._latents(video, prompt, negative_prompt, duration, steps, sampler, schedule, cfg, seed,
+                                   fps=fps, shift=shift, batch_size=1, window=window, overlap=overlap,
+                                   callback=callback, check_cancel=check_cancel, out=out, audio_out=audio_out)
+        blocks = (b[0] for b in stream_audio(self.components.codec, lat, vcond, stereo=stereo))   # C n
+        written: dict[str, Path] = {}
+        with contextlib.ExitStack() as stack:
+            if audio_out is not None:
+                writer = stack.enter_context(AudioWriter(audio_out, self.sample_rate, check_cancel=check_cancel))
+                blocks = _tee(blocks, writer.write)
+            if out is not None:
+                source, rate = _source_of(video, fps)
+                written["video"] = mux_audio(source, blocks, self.sample_rate, out, fps=rate,
+                                             check_cancel=check_cancel)
+            for _ in blocks:  # the audio file gets every block, also past the video's end
+                pass
+        if audio_out is not None:
+            written["audio"] = writer.path
+        return written
 
     def mux(self, video, waveform: torch.Tensor, sample_rate: int, out_path, *, fps: float | None = None) -> Path:
         """Write `waveform` [C,T] into a copy of `video` (file: remux; frames: encode) -> the new path."""
         from .io import mux_audio
         return mux_audio(video, waveform, sample_rate, out_path, fps=fps)
+
+
+def _source_of(video, fps):
+    """What the checks and the muxer take: (file path or IMAGE tensor or None, fps)."""
+    if isinstance(video, VideoClip):
+        return (video.path, None) if video.path is not None else (video.images, video.fps)
+    return video, fps
+
+
+def _tee(blocks, sink):
+    for b in blocks:
+        sink(b)
+        yield b
 
 
 def load_pipeline(name_or_dir=None, device=None, dtype=None) -> FoleyPipeline:

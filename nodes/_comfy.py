@@ -153,13 +153,8 @@ def input_stamp(name: str) -> str:
 
 def output_path(prefix: str, suffix: str) -> Path:
     """filename_prefix ("kling_foley" or "sub/name") -> a not-yet-existing path in the output folder."""
-    root = output_dir().resolve()
-    target = (root / f"{prefix}{suffix}").resolve()
-    if root not in target.parents:
-        raise ValueError(f"filename_prefix {prefix!r} points outside the output folder; use a plain name "
-                         "or a sub-folder such as 'foley/take'")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return target
+    from kf_core.validate import output_in_folder
+    return output_in_folder(output_dir(), prefix, suffix)
 
 
 # ---------------------------------------------------------------- devices and memory
@@ -299,7 +294,8 @@ def video_source(video) -> tuple[object, float | None]:
 def fps_of(fps: float, video_info=None) -> float | None:
     """The frame rate of an IMAGE batch: the fps widget when > 0, else VHS video info's
     loaded_fps (after any force_rate) or source_fps; None when nothing says it."""
-    if fps and fps > 0:
+    from kf_core.validate import check_fps
+    if check_fps(fps) is not None:  # a negative or NaN fps is an error naming it, not "no fps"
         return float(fps)
     if video_info is not None:
         for key in ("loaded_fps", "source_fps"):

@@ -74,6 +74,19 @@ class _Block(nn.Module):
         return x + self.conv(Fn.silu(self.norm(x)))
 
 
+def interpolate_span(v: torch.Tensor, total: int, start: int, count: int) -> torch.Tensor:
+    """v [B,D,L] -> frames [start, start + count) of its linear resampling to `total` frames: what
+    F.interpolate(v, size=total, mode="linear", align_corners=False) gives there (indices in float64,
+    so it stays exact for hour-long clips), without making the other frames."""
+    length = v.shape[-1]
+    dst = torch.arange(start, start + count, dtype=torch.float64, device=v.device)
+    src = ((dst + 0.5) * (length / total) - 0.5).clamp_min(0.0)
+    i0 = src.long().clamp_max(length - 1)
+    i1 = torch.where(i0 < length - 1, i0 + 1, i0)
+    lam = (src - i0.to(src.dtype)).to(v.dtype)
+    return v[..., i0] * (1.0 - lam) + v[..., i1] * lam                       # B D count
+
+
 class PanNet(nn.Module):
     """Log-mel [B,M,F] (+ visual [B,Lv,Dv]) -> pan logits [B,M,F]."""
 
@@ -89,18 +102,24 @@ class PanNet(nn.Module):
         nn.init.zeros_(self.conv_out.weight)  # untrained module: p = 0.5 everywhere
         nn.init.zeros_(self.conv_out.bias)
 
-    def forward(self, mel: torch.Tensor, visual: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, visual: torch.Tensor | None,
+                span: tuple[int, int] | None = None) -> torch.Tensor:
         # Per-clip centring: the pan should not depend on the overall loudness.
         x = mel - mel.mean(dim=(1, 2), keepdim=True)                           # B M F
         h = self.conv_in(x)                                                    # B D F
         if visual is not None and self.visual_proj is not None:
+            start = 0 if span is None else span[0]                             # frames [start, start+F) of a clip
             if self.cfg.cond == "sync":
-                times = (torch.arange(mel.shape[-1], device=mel.device) + 0.5) * self.cfg.frame_seconds  # F
+                frames = torch.arange(start, start + mel.shape[-1], device=mel.device)
+                times = (frames + 0.5) * self.cfg.frame_seconds                                       # F
                 v = at_times(sync_slots(self.visual_proj(visual)), times).transpose(1, 2)  # B D F
                 h = h + v
             else:
                 v = self.visual_proj(visual).transpose(1, 2)                   # B D Lv
-                h = h + Fn.interpolate(v, size=mel.shape[-1], mode="linear", align_corners=False)  # B D F
+                if span is None:
+                    h = h + Fn.interpolate(v, size=mel.shape[-1], mode="linear", align_corners=False)  # B D F
+                else:
+                    h = h + interpolate_span(v, span[1], span[0], mel.shape[-1])  # B D F
         for block in self.blocks:
             h = block(h)                                                       # B D F
         return self.conv_out(Fn.silu(self.norm_out(h)))                        # B M F
@@ -120,8 +139,12 @@ class Mono2Stereo(nn.Module):
         if cond == "sync":
             self.register_buffer("frame_seconds", torch.tensor(frame_seconds, dtype=torch.float64))
 
-    def pan_logits(self, mel: torch.Tensor, visual: torch.Tensor | None = None) -> torch.Tensor:
-        """Log-mel [B,M,F] (+ visual [B,Lv,Dv]) -> pan logits a [B,M,F]; p = sigmoid(a) is the left share."""
+    def pan_logits(self, mel: torch.Tensor, visual: torch.Tensor | None = None,
+                   span: tuple[int, int] | None = None) -> torch.Tensor:
+        """Log-mel [B,M,F] (+ visual [B,Lv,Dv]) -> pan logits a [B,M,F]; p = sigmoid(a) is the left share.
+
+        `span` = (start, total): the mel is frames [start, start + F) of a clip of `total` frames,
+        and `visual` covers that whole clip (so a chunk sees the picture of its own time)."""
         if mel.dim() != 3 or mel.shape[1] != self.cfg.n_mels:
             raise ValueError(f"Mono2Stereo expects a log-mel [B, {self.cfg.n_mels}, F], got {tuple(mel.shape)}")
         if visual is not None:
@@ -130,7 +153,7 @@ class Mono2Stereo(nn.Module):
             elif visual.dim() != 3 or visual.shape[-1] != self.cfg.visual_dim or visual.shape[0] != mel.shape[0]:
                 raise ValueError(f"Mono2Stereo expects visual features [{mel.shape[0]}, Lv, {self.cfg.visual_dim}], "
                                  f"got {tuple(visual.shape)}")
-        return self.pan_net(mel, visual)                                       # B M F
+        return self.pan_net(mel, visual, span)                                 # B M F
 
     def pan(self, mel: torch.Tensor, visual: torch.Tensor | None = None) -> torch.Tensor:
         """Log-mel [B,M,F] -> left share p [B,M,F] in (0, 1)."""

@@ -236,6 +236,15 @@ class ClipTextEncoder(nn.Module):
     def from_file(cls, path: str | Path, name: str, *, device=None, dtype=None) -> ClipTextEncoder:
         return cls.from_state_dict(_read_clip_file(path), name, device=device, dtype=dtype, what=str(path))
 
+    @property
+    def max_tokens(self) -> int:
+        """Tokens a prompt may have (start and end markers included); longer prompts are cut."""
+        return self.tokenizer.context_length
+
+    def count_tokens(self, prompt: str) -> int:
+        """A prompt -> how many tokens it has (with the start and end markers), before any cut."""
+        return len(self.tokenizer.encode(prompt)) + 2
+
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> torch.Tensor:
         """Prompts -> [B, 77, W] float32: tokens + positions -> causal transformer -> ln_final -> L2 norm."""
