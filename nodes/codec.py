@@ -40,7 +40,8 @@ class KlingFoleyMono2Stereo(io.ComfyNode):
             description="Mono2Stereo: spreads the mono mel into left/right by predicted panning (energy-preserving); "
                         "with the video condition connected, on-screen positions steer the pan.",
             inputs=[_codec_input(), _mel_input(),
-                    VideoCond.Input("video_cond", optional=True, tooltip="The video condition, so moving sources pan.")],
+                    VideoCond.Input("video_cond", optional=True,
+                                    tooltip="The video condition, so moving sources pan.")],
             outputs=[Mel.Output(display_name="mel", tooltip="Stereo mel, for the Vocoder.")])
 
     @classmethod

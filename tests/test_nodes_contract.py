@@ -68,7 +68,7 @@ def test_widget_order_and_defaults_match_snapshot():
         SNAPSHOT.write_text(json.dumps(dict(sorted(current.items())), indent=1) + "\n")
     saved = json.loads(SNAPSHOT.read_text())
     for key, lines in saved.items():
-        assert current[key][:len(lines)] == lines, f"{key}: inputs reordered/removed/re-defaulted (saved workflows break)"
+        assert current[key][:len(lines)] == lines, f"{key}: inputs reordered/removed/re-defaulted (saved graphs break)"
     assert current == saved, "new inputs: regenerate tests/snapshots/node_inputs.json (KF_UPDATE_SNAPSHOT=1)"
 
 
@@ -79,8 +79,9 @@ def test_classic_api_of_the_fallback_nodes():
     spec = sampler.INPUT_TYPES()
     assert list(spec["required"])[:3] == ["model", "seed", "steps"] and list(spec["optional"]) == [
         "text_cond", "video_cond", "window"]
-    assert spec["required"]["seed"] == ("INT", {"default": 0, "min": 0, "max": 2**64 - 1, "control_after_generate": True,
-                                                "tooltip": sampler.GET_SCHEMA().inputs[1].tooltip})
+    seed = {"default": 0, "min": 0, "max": 2**64 - 1, "control_after_generate": True,
+            "tooltip": sampler.GET_SCHEMA().inputs[1].tooltip}
+    assert spec["required"]["seed"] == ("INT", seed)
     assert isinstance(spec["required"]["sampler"][0], list) and "euler" in spec["required"]["sampler"][0]
     assert sampler.RETURN_TYPES == ("KLINGFOLEY_LATENT",) and sampler.RETURN_NAMES == ("latent",)
     assert sampler.FUNCTION == "run_classic" and sampler.CATEGORY == "audio/Kling-Foley"
