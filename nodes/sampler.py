@@ -5,20 +5,10 @@ from . import _comfy
 from ._comfy import io
 from ._types import CATEGORY, Latent, Model, TextCond, VideoCond
 
-FALLBACK_DEFAULTS = {"steps": 20, "cfg": 4.5}  # the paper's (20 Euler steps); MMAudio's own differ
-
 
 def _choices():
     from kf_core.sampling import SAMPLERS, SCHEDULES
     return list(SAMPLERS), list(SCHEDULES)
-
-
-def model_default(dit, name: str):
-    """The loaded model's own default for `name` ("steps" | "cfg"): what 0 on the widget means.
-    It is `dit.sampling_defaults` where the engine records one, else the paper's value."""
-    defaults = getattr(dit, "sampling_defaults", None)
-    value = defaults.get(name) if isinstance(defaults, dict) else getattr(defaults, name, None)
-    return FALLBACK_DEFAULTS[name] if value is None else value
 
 
 class KlingFoleySampler(io.ComfyNode):
@@ -62,11 +52,11 @@ class KlingFoleySampler(io.ComfyNode):
     def execute(cls, model, seed, steps, cfg, sampler, schedule, duration, shift, batch_size,
                 text_cond=None, video_cond=None, window=0.0):
         from kf_core.pipeline import sample_latents
-        steps, cfg = steps or model_default(model.value, "steps"), cfg or model_default(model.value, "cfg")
+        total = steps or model.value.sampling_defaults.steps  # 0 = the model's own default (None)
         with _comfy.on_device(model) as dit:
-            lat = sample_latents(dit, text=text_cond, video=video_cond, duration=duration or None, steps=steps,
-                                 sampler=sampler, schedule=schedule, cfg=cfg, shift=shift or None, seed=seed,
-                                 batch_size=batch_size, callback=_comfy.progress(steps), window=window or None,
+            lat = sample_latents(dit, text=text_cond, video=video_cond, duration=duration or None, steps=steps or None,
+                                 sampler=sampler, schedule=schedule, cfg=cfg or None, shift=shift or None, seed=seed,
+                                 batch_size=batch_size, callback=_comfy.progress(total), window=window or None,
                                  check_cancel=_comfy.check_cancel)
         return io.NodeOutput(lat)
 

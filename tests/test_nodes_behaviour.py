@@ -207,12 +207,13 @@ def test_vocoder_level_keeps_loud_takes_from_clipping(comfy):
 def test_sampler_steps_and_cfg_zero_mean_the_models_defaults(comfy, monkeypatch):
     import kf_core.pipeline
     from nodes.sampler import KlingFoleySampler
-    seen = []
+    seen, bars = [], []
     monkeypatch.setattr(kf_core.pipeline, "sample_latents", lambda dit, **kw: seen.append(kw) or "latent")
+    monkeypatch.setattr(_comfy, "progress", lambda total: bars.append(total))
     model, _ = loaders.KlingFoleyModelLoader.execute(B, "auto").args
     args = dict(seed=1, sampler="euler", schedule="uniform", duration=1.0, shift=0.0, batch_size=1)
     assert KlingFoleySampler.execute(model, steps=0, cfg=0.0, **args)[0] == "latent"
     assert KlingFoleySampler.execute(model, steps=7, cfg=2.5, **args)[0] == "latent"
-    monkeypatch.setattr(model.value, "sampling_defaults", {"steps": 25, "cfg": 3.0}, raising=False)
-    KlingFoleySampler.execute(model, steps=0, cfg=0.0, **args)  # what an MMAudio network records
-    assert [(kw["steps"], kw["cfg"]) for kw in seen] == [(20, 4.5), (7, 2.5), (25, 3.0)]
+    assert [(kw["steps"], kw["cfg"]) for kw in seen] == [(None, None), (7, 2.5)]  # None: the engine's default
+    defaults = model.value.sampling_defaults
+    assert (defaults.steps, defaults.cfg) == (20, 4.5) and bars == [20, 7]       # kf-tiny: the paper's
