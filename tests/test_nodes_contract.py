@@ -56,8 +56,8 @@ def test_node_contract(cls):
         assert o.display_name and o.tooltip, f"{schema.node_id}: every output needs a name and a tooltip"
     execute = inspect.signature(cls.execute)
     assert list(execute.parameters) == [i.id for i in schema.inputs], "execute takes the inputs, in order"
-    for i in schema.inputs:  # optional inputs have defaults in execute (ComfyUI leaves unconnected ones out)
-        assert (execute.parameters[i.id].default is inspect.Parameter.empty) == (not i.optional)
+    for i in schema.inputs:  # optional inputs need defaults in execute (ComfyUI leaves unconnected ones out)
+        assert not i.optional or execute.parameters[i.id].default is not inspect.Parameter.empty, i.id
 
 
 def test_widget_order_and_defaults_match_snapshot():
