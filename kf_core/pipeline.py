@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from .codec.bundle import AudioCodec, fit_samples
+from .codec.limiter import set_level
 from .components import Components, DiT, TextEncoder, VisualEncoders, load_components
 from .config import CODEC_PRESETS, SeqConfig
 from .errors import UserError
@@ -409,12 +410,16 @@ def _stereo_features(codec: AudioCodec, video: VideoCondition | None, batch: int
     return feats.expand(batch, -1, -1)
 
 
-def vocode(codec: AudioCodec, mel: Mel) -> Audio:
-    """Log-mel [B,Ch,M,F] -> waveform [B,Ch,T] float32 in [-1,1], T = round(duration·sr) exactly."""
+def vocode(codec: AudioCodec, mel: Mel, *, level: str = "clip", ceiling_db: float = -1.0) -> Audio:
+    """Log-mel [B,Ch,M,F] -> waveform [B,Ch,T] float32 in [-1,1], T = round(duration·sr) exactly.
+
+    `level` keeps it inside full scale (kf_core.codec.limiter): "clip" (hard clip at 0 dBFS),
+    "limit" (peak limiter at `ceiling_db`) or "normalize" (each take's peak at `ceiling_db`)."""
     with torch.inference_mode():
         wave = codec.vocode(mel.mel)                                         # B Ch T'
     wave = fit_samples(wave.float(), mel.seq.samples)                          # B Ch T
-    return Audio(waveform=wave.clamp(-1, 1).contiguous(), sample_rate=codec.sample_rate)
+    wave = set_level(wave, codec.sample_rate, level, ceiling_db)
+    return Audio(waveform=wave.contiguous(), sample_rate=codec.sample_rate)
 
 
 def stream_audio(codec: AudioCodec, latents: Latents, video: VideoCondition | None = None, *,

@@ -33,7 +33,7 @@ def test_generate_needs_a_video_to_mux(tmp_path, capsys):
 def test_readme_command_runs_on_the_bundled_model(tmp_path, capsys):
     # the README's main command, with no --model: the shipped kf-tiny and the shipped example clip
     from pathlib import Path
-    example = Path(__file__).resolve().parents[1] / "examples" / "bounce.mp4"
+    example = Path(__file__).resolve().parents[1] / "media" / "bounce.mp4"
     out = tmp_path / "bounce_foley.mp4"
     assert main(["generate", "--video", str(example), "--out", str(out), "--steps", "4"]) == 0
     with av.open(str(out)) as f:
