@@ -1,7 +1,9 @@
 """`python -m kf_core generate`: video (+ prompt) in, stereo Foley out, muxed into the video.
 
 Runs the same stages as the default ComfyUI workflow (open video → encode text and video →
-flow sampling → Mel-VAE decode → Mono2Stereo → vocoder → mux) with a progress bar.
+flow sampling → Mel-VAE decode → Mono2Stereo → vocoder → mux) with a progress bar. Every input
+and both outputs are checked before the model loads; the sound is streamed into the files, so
+memory does not grow with the video's length.
 """
 from __future__ import annotations
 
@@ -23,11 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="model folder or name (default: the bundled kf-tiny)")
     p.add_argument("--duration", type=float, default=None,
                    help="seconds of audio (default: the video's duration; 8 s for text-to-audio)")
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=None,
+                   help="sampling steps (default: the model's, MMAudio 25, Kling-Foley 20)")
     p.add_argument("--sampler", default="euler", choices=sorted(SAMPLERS))
     p.add_argument("--schedule", default="uniform", choices=sorted(SCHEDULES))
     p.add_argument("--shift", type=float, default=None, help="time shift for the sd3 schedule")
-    p.add_argument("--cfg", type=float, default=4.5, help="classifier-free guidance scale")
+    p.add_argument("--cfg", type=float, default=None,
+                   help="classifier-free guidance scale (default: the model's, 4.5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--window", type=float, default=None,
                    help="generate clips longer than this many seconds in overlapping windows "
@@ -35,35 +39,70 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", type=float, default=1.0, help="seconds shared by neighbouring windows")
     p.add_argument("--mono", action="store_true", help="skip Mono2Stereo")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
+    p.add_argument("--takes", type=int, default=1,
+                   help="generate N takes and keep the one whose sound best follows the video's motion "
+                        "(kf_core.takes); every take's score is printed")
+    p.add_argument("--sync-model", type=Path, default=None,
+                   help="with --takes: a full Synchformer checkpoint (MMAudio's synchformer_state_dict.pth) "
+                        "so takes are ranked by DeSync too")
 
 
 def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .io import write_audio
+    from .errors import UserError
     from .pipeline import load_pipeline
+    from .validate import check_generation
 
     if args.out is None and args.audio_out is None:
-        raise SystemExit("give --out OUT.mp4 (needs --video) and/or --audio-out OUT.wav")
-    if args.out is not None and args.video is None:
-        raise SystemExit("--out muxes audio into a video: give --video IN.mp4, or use --audio-out for "
-                         "text-to-audio")
+        raise UserError("give --out OUT.mp4 (needs --video) and/or --audio-out OUT.wav")
+    if args.takes != 1 and (args.takes < 1 or args.video is None or args.duration is not None):
+        raise UserError("--takes N (N >= 1) scores takes against the whole video: give --video, leave out --duration")
+    if args.sync_model is not None and args.takes == 1:
+        raise UserError("--sync-model ranks takes by DeSync: use it with --takes N (N > 1)")
+    # every input and both outputs, before any model loads
+    check_generation(video=args.video, out=args.out, audio_out=args.audio_out, duration=args.duration,
+                     steps=args.steps, cfg=args.cfg, seed=args.seed, sampler=args.sampler, schedule=args.schedule,
+                     shift=args.shift, window=args.window, overlap=args.overlap, prompt=args.prompt,
+                     negative_prompt=args.negative_prompt)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     pipe = load_pipeline(args.model, device=args.device)
-    with tqdm(total=args.steps, desc="sampling", unit="step") as bar:
+    steps = args.steps if args.steps is not None else pipe.components.dit.sampling_defaults.steps
+    with tqdm(total=steps, desc="sampling", unit="step") as bar:
         def progress(step, total, x, t):
             bar.total = total  # long clips sample several windows
             bar.update(1)
-        wave, sr = pipe.generate(video=args.video, prompt=args.prompt,
-                                 negative_prompt=args.negative_prompt, duration=args.duration,
-                                 steps=args.steps, sampler=args.sampler, schedule=args.schedule,
-                                 shift=args.shift, cfg=args.cfg, seed=args.seed,
-                                 stereo=not args.mono, window=args.window, overlap=args.overlap,
-                                 callback=progress)
-    if args.audio_out is not None:
-        path = write_audio(args.audio_out, wave, sr)
-        print(f"audio: {path} ({wave.shape[0]} ch, {wave.shape[1] / sr:.3f} s at {sr} Hz)")
-    if args.out is not None:
-        path = pipe.mux(args.video, wave, sr, args.out)
-        print(f"video: {path}")
+        knobs = dict(duration=args.duration, steps=args.steps, sampler=args.sampler, schedule=args.schedule,
+                     shift=args.shift, cfg=args.cfg, seed=args.seed, stereo=not args.mono, window=args.window,
+                     overlap=args.overlap, callback=progress)
+        if args.takes == 1:
+            paths = pipe.save(args.video, args.prompt, args.negative_prompt, out=args.out,
+                              audio_out=args.audio_out, **knobs)
+        else:  # the takes are whole waveforms already: write the best one
+            from .io import write_audio
+            wave, sr = _best_take(pipe, args, video=args.video, prompt=args.prompt,
+                                  negative_prompt=args.negative_prompt, **knobs)
+            paths = {}
+            if args.audio_out is not None:
+                paths["audio"] = write_audio(args.audio_out, wave, sr)
+            if args.out is not None:
+                paths["video"] = pipe.mux(args.video, wave, sr, args.out)
+    if "audio" in paths:
+        from .io.audio import audio_info
+        channels, seconds, rate = audio_info(paths["audio"])
+        print(f"audio: {paths['audio']} ({channels} ch, {seconds:.3f} s at {rate} Hz)")
+    if "video" in paths:
+        print(f"video: {paths['video']}")
     return 0
+
+
+def _best_take(pipe, args, *, video, duration, stereo, **knobs):
+    """--takes N: generate N takes, print every take's score -> the best (stereo unless --mono)."""
+    from .takes import generate_takes
+    sync = None
+    if args.sync_model is not None:
+        from .encoders.sync_av import SyncNet
+        sync = SyncNet.from_file(args.sync_model, device=args.device)
+    takes = generate_takes(pipe, video, args.takes, stereo=stereo, sync_model=sync, **knobs)
+    print(takes.report())
+    return (takes.stereo if stereo else takes.waveforms[takes.best]), takes.sample_rate

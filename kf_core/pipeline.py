@@ -10,6 +10,7 @@ channels, M mel bins, F mel frames, T samples. Output length is exactly round(du
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -20,11 +21,17 @@ from pathlib import Path
 import torch
 
 from .codec.bundle import AudioCodec, fit_samples
+from .codec.limiter import set_level
 from .components import Components, DiT, TextEncoder, VisualEncoders, load_components
 from .config import CODEC_PRESETS, SeqConfig
+from .errors import UserError
+from .long_video import Window, long_noise, plan_windows, window_condition
+from .sampling.longform import sample_long
+from .validate import check_fps, check_generation
 
 __all__ = ["VideoClip", "TextCondition", "VideoCondition", "Latents", "Mel", "Audio", "open_video",
            "encode_text", "encode_video", "sample_latents", "sample_once", "decode_mel", "to_stereo", "vocode",
+           "stream_audio",
            "FoleyPipeline", "load_pipeline", "load_components", "DEFAULT_TEXT_DURATION"]
 
 log = logging.getLogger(__name__)
@@ -57,6 +64,7 @@ class TextCondition:
     neg_mask: torch.Tensor | None
     prompt: str = ""
     negative_prompt: str = ""
+    notes: tuple[str, ...] = ()           # warnings for the user (e.g. a prompt cut at the token limit)
 
 
 @dataclass(frozen=True)
@@ -106,10 +114,12 @@ def open_video(source, fps: float | None = None, *, timestamps=None) -> VideoCli
             step = (1.0 / fps) if fps else (ts[-1] - ts[0]) / max(n - 1, 1)
             return VideoClip(duration=ts[-1] - ts[0] + step, fps=n / (ts[-1] - ts[0] + step),
                              images=source, timestamps=ts)
-        if fps is None or not fps > 0 or not math.isfinite(fps):
-            raise ValueError(f"frames need their frame rate: got fps={fps!r}. Give the rate the video was "
-                             "made at (Wan 16, LTX 24/25, HunyuanVideo 24) — never assumed")
-        return VideoClip(duration=n / float(fps), fps=float(fps), images=source)
+        rate = check_fps(fps)
+        if rate is None:
+            raise UserError("frames need their frame rate and none was given: set fps to the rate the video "
+                            "was made at (Wan 16, LTX 24/25, HunyuanVideo 24) or connect video_info — it is "
+                            "never assumed")
+        return VideoClip(duration=n / rate, fps=rate, images=source)
     if isinstance(source, (str, os.PathLike)):
         from .io import probe
         info = probe(source)
@@ -117,50 +127,126 @@ def open_video(source, fps: float | None = None, *, timestamps=None) -> VideoCli
     raise TypeError(f"open_video takes a file path or an IMAGE tensor, not {type(source).__name__}")
 
 
-def encode_text(text_encoder: TextEncoder, prompt: str = "", negative_prompt: str = "") -> TextCondition:
-    """Prompt strings -> TextCondition (empty strings use the model's learned empty text)."""
+def encode_text(text_encoder: TextEncoder, prompt: str = "", negative_prompt: str = "", *,
+                empty: str | None = None) -> TextCondition:
+    """Prompt strings -> TextCondition.
+
+    An empty prompt / negative prompt becomes, by `empty` (default: the text encoder's
+    `empty_policy`): "encode" -> the encoded '' (MMAudio's inference: CLIP(''), cached per text
+    encoder, for the prompt and for the unconditional branch), or "learned" -> None, i.e. the
+    network's learned empty text (Kling-Foley's e_t; MMAudio's stored `empty_string_feat`).
+    """
+    empty = text_encoder.empty_policy if empty is None else empty
+    if empty not in ("encode", "learned"):
+        raise ValueError(f"empty must be 'encode' (encode '') or 'learned' (the model's empty text), got {empty!r}")
     feats = mask = neg = neg_mask = None
+    notes = tuple(note for note in (_truncation(text_encoder, "prompt", prompt),
+                                    _truncation(text_encoder, "negative prompt", negative_prompt)) if note)
+    for note in notes:
+        log.warning(note)
     if prompt.strip():
         feats, mask = text_encoder.encode([prompt])
+    elif empty == "encode":
+        feats, mask = text_encoder.empty()
     if negative_prompt.strip():
         neg, neg_mask = text_encoder.encode([negative_prompt])
-    return TextCondition(feats, mask, neg, neg_mask, prompt, negative_prompt)
+    elif empty == "encode":
+        neg, neg_mask = text_encoder.empty()
+    return TextCondition(feats, mask, neg, neg_mask, prompt, negative_prompt, notes)
+
+
+def _truncation(text_encoder: TextEncoder, what: str, text: str) -> str | None:
+    """A warning when `text` has more tokens than the encoder reads (the rest is silently cut), else None."""
+    if not text.strip():
+        return None
+    enc = text_encoder.encoder
+    n, limit = enc.count_tokens(text), enc.max_tokens
+    if n <= limit:
+        return None
+    cut = max(1, round(len(text) * (limit - 1) / max(n - 1, 1)))
+    return (f"the {what} is {n} tokens long, but this text encoder reads only {limit}: everything after about "
+            f"character {cut} (\"...{text[max(0, cut - 20):cut]}\") is ignored — shorten it")
 
 
 def encode_video(encoders: VisualEncoders, clip: VideoClip, *, duration: float | None = None,
-                 start: float = 0.0, check_cancel: Callable[[], None] | None = None) -> VideoCondition:
+                 start: float = 0.0, check_cancel: Callable[[], None] | None = None,
+                 pad_end: float = 0.0) -> VideoCondition:
     """VideoClip -> visual features [1,Lv,Dv] (8 fps) and sync features [1,Ls,Ds] (25 fps), taken
-    by presentation time over `duration` seconds from `start` (default: the whole video)."""
-    from .io import frames_from_images, sample_streams, streams_for
+    by presentation time over `duration` seconds from `start` (default: the whole video), with the
+    encoders' frame-timing policy (`encoders.timing`, kf_core.io.frames).
+
+    Up to `pad_end` seconds past the end of the video hold its last frame (a network run padded to
+    whole sync segments). Clips longer than CHUNK_SECONDS are decoded and encoded a piece at a
+    time on one frame clock: the same frames and features as one pass, with bounded memory (not
+    for sync encoders whose input spans segments, `segments_independent`).
+    """
     duration = clip.duration - start if duration is None else float(duration)
-    if start < 0 or start + duration > clip.duration + 1e-3:
+    if start < 0 or start + duration > clip.duration + max(1e-3, pad_end):
         raise ValueError(f"{start:.3f} s + {duration:.3f} s reaches past the end of the video "
                          f"({clip.duration:.3f} s); leave the duration empty to use the video's length")
+    from .io import streams_for
     seq = SeqConfig(duration)
-    streams = streams_for(seq, visual_size=encoders.visual_input_size, sync_size=encoders.sync_input_size)
+    streams = streams_for(seq, visual_size=encoders.visual_input_size, sync_size=encoders.sync_input_size,
+                          sync_mode=encoders.sync_resize, timing=encoders.timing)
+    visual, sync = [], []
+    for chunk in (_chunks(streams, seq) if encoders.segments_independent else [streams]):
+        frames = _sample(clip, chunk, duration=duration, start=start, check_cancel=check_cancel)
+        if check_cancel is not None:
+            check_cancel()
+        for name, spec in chunk.items():
+            frames[name] = _hold_last(frames[name], spec.count, name, clip, extra=math.ceil(pad_end * spec.fps))
+        v, s = encoders.encode(frames["visual"], frames["sync"])            # 1 n Dv, 1 m Ds
+        visual.append(v)
+        sync.append(s)
+    return VideoCondition(visual=torch.cat(visual, 1), sync=torch.cat(sync, 1), duration=duration,
+                          source=(encoders, clip))
+
+
+CHUNK_SECONDS = 8.0  # longer clips are encoded in pieces of about this length (24 sync segments)
+
+
+def _chunks(streams: dict, seq: SeqConfig) -> list[dict]:
+    """Whole-clip {"visual", "sync"} StreamSpecs -> per-piece specs on the same clocks (`skip`):
+    pieces of 24 sync segments (16 + 23·8 frames, sharing 8 with the next piece) and 64 visual
+    frames, so the pieces' segments and frames are exactly the single pass's."""
+    vis, syn = streams["visual"], streams["sync"]
+    per_seg = int(CHUNK_SECONDS * seq.sync_fps - seq.sync_segment) // seq.sync_stride + 1   # 24
+    per_vis = int(CHUNK_SECONDS * seq.visual_fps)                                         # 64
+    segments = seq.sync_segments
+    n = max(1, math.ceil(segments / per_seg))
+    if n == 1:
+        return [streams]
+    out = []
+    for j in range(n):
+        s0, s1 = j * per_seg, min(segments, (j + 1) * per_seg)
+        v0 = min(vis.count, j * per_vis)
+        v1 = vis.count if j == n - 1 else min(vis.count, (j + 1) * per_vis)
+        out.append({"visual": replace(vis, count=v1 - v0, skip=v0),
+                    "sync": replace(syn, count=(s1 - s0 - 1) * seq.sync_stride + seq.sync_segment,
+                                    skip=s0 * seq.sync_stride)})
+    return out
+
+
+def _sample(clip: VideoClip, streams: dict, *, duration: float, start: float, check_cancel) -> dict:
+    from .io import frames_from_images, sample_streams
     if clip.path is not None:
-        frames = sample_streams(clip.path, streams, duration=duration, start=start, check_cancel=check_cancel)
-    else:
-        frames = {name: frames_from_images(clip.images, clip.fps if clip.timestamps is None else None,
-                                           spec.fps, size=spec.size, mode=spec.mode, count=spec.count,
-                                           duration=duration, start=start, timestamps=clip.timestamps,
-                                           min_count=spec.min_count)
-                  for name, spec in streams.items()}
-    if check_cancel is not None:
-        check_cancel()
-    for name, spec in streams.items():
-        frames[name] = _hold_last(frames[name], spec.count, name, clip)
-    visual, sync = encoders.encode(frames["visual"], frames["sync"])
-    return VideoCondition(visual=visual, sync=sync, duration=duration, source=(encoders, clip))
+        return sample_streams(clip.path, streams, duration=duration, start=start, check_cancel=check_cancel)
+    return {name: frames_from_images(clip.images, clip.fps if clip.timestamps is None else None,
+                                     spec.fps, size=spec.size, mode=spec.mode, count=spec.count,
+                                     duration=duration, start=start, timestamps=clip.timestamps,
+                                     min_count=min(spec.min_count, spec.count), timing=spec.timing,
+                                     skip=spec.skip)
+            for name, spec in streams.items()}
 
 
-def _hold_last(frames: torch.Tensor, count: int, name: str, clip: VideoClip) -> torch.Tensor:
-    """A stream that decoded up to 2 frames short (a truncated file's tail) holds its last frame;
-    more is an error, since the audio would be timed against pictures that are not there."""
+def _hold_last(frames: torch.Tensor, count: int, name: str, clip: VideoClip, extra: int = 0) -> torch.Tensor:
+    """A stream that decoded up to 2 (+ `extra`, for a padded end) frames short (a truncated
+    file's tail) holds its last frame; more is an error, since the audio would be timed against
+    pictures that are not there."""
     missing = count - frames.shape[0]
     if missing <= 0:
         return frames
-    if missing > 2 or frames.shape[0] == 0:
+    if missing > 2 + extra or frames.shape[0] == 0:
         where = clip.path.name if clip.path is not None else "the IMAGE batch"
         raise ValueError(f"{where} ended early: {frames.shape[0]} of {count} {name} frames could be decoded "
                          f"(the file may be truncated); re-encode it, or set a shorter duration")
@@ -172,16 +258,20 @@ def _expand(x: torch.Tensor | None, b: int) -> torch.Tensor | None:
 
 
 def sample_latents(dit: DiT, *, text: TextCondition | None = None, video: VideoCondition | None = None,
-                   duration: float | None = None, steps: int = 20, sampler: str = "euler",
-                   schedule: str = "uniform", cfg: float = 4.5, shift: float | None = None, seed: int = 0,
+                   duration: float | None = None, steps: int | None = None, sampler: str = "euler",
+                   schedule: str = "uniform", cfg: float | None = None, shift: float | None = None, seed: int = 0,
                    batch_size: int = 1, callback=None, window: float | None = None, overlap: float = 1.0,
-                   check_cancel=None) -> Latents:
+                   check_cancel=None, noise: torch.Tensor | None = None) -> Latents:
     """Conditions -> audio latents [B,La,C] by flow matching from seeded Gaussian noise.
 
-    The duration is the video's; without a video it is `duration` (default 8 s). The noise is
-    drawn on the CPU from `seed` so every device starts from the same noise. Clips longer than
-    `window` seconds (default: the longest the model takes in one pass) are sampled in windows
-    overlapping by `overlap` seconds (`kf_core.long_video`).
+    The duration is the video's; without a video it is `duration` (default 8 s). `steps` / `cfg`
+    None take the network's `sampling_defaults` (MMAudio 25 / 4.5, Kling-Foley 20 / 4.5). The
+    noise is drawn on the CPU from `seed` so every device starts from the same noise (`noise`
+    [B,La',C] replaces it for a single-pass clip, La' = the network length's tokens). Clips
+    longer than `window` seconds (default: `dit.window`, MMAudio's trained 8 s or the longest a
+    Kling-Foley model takes) are sampled in windows overlapping by at least `overlap` seconds
+    (`kf_core.long_video`). An MMAudio network runs a shorter clip at `dit.network_duration`
+    (whole sync segments, the video's last frame held) and the latents are trimmed back.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -191,27 +281,71 @@ def sample_latents(dit: DiT, *, text: TextCondition | None = None, video: VideoC
                              "the video sets the duration (encode the video again with a duration to change it)")
         duration = video.duration
     duration = DEFAULT_TEXT_DURATION if duration is None else float(duration)
-    knobs = dict(steps=steps, sampler=sampler, schedule=schedule, cfg=cfg, shift=shift, seed=seed,
-                 batch_size=batch_size, callback=callback)
-    window = dit.max_duration if window is None else window
+    defaults = dit.sampling_defaults
+    knobs = dict(steps=defaults.steps if steps is None else steps, sampler=sampler, schedule=schedule,
+                 cfg=defaults.cfg if cfg is None else cfg, shift=shift, seed=seed, batch_size=batch_size,
+                 callback=callback)
+    window = dit.window if window is None else window
     if window is not None and duration > window + _EPS:
-        from .long_video import sample_long_latents
-        return sample_long_latents(dit, text=text, video=video, duration=duration, window=window,
-                                   overlap=overlap, check_cancel=check_cancel, **knobs)
-    return sample_once(dit, text=text, video=video, duration=duration, **knobs)
+        if noise is not None:
+            raise ValueError("noise= is for clips sampled in one pass; a windowed clip draws its noise from seed")
+        return _sample_windows(dit, text=text, video=video, duration=duration, window=window,
+                               overlap=overlap, check_cancel=check_cancel, **knobs)
+    run = dit.network_duration(duration)
+    if run <= duration + _EPS:
+        return sample_once(dit, text=text, video=video, duration=duration, noise=noise, **knobs)
+    part = None
+    if video is not None:                                  # conditions for the padded length
+        part = window_condition(video, Window(0, 0, 0, 0.0, run), _encode_span, check_cancel)
+    lat = sample_once(dit, text=text, video=part, duration=run, noise=noise, **knobs)
+    seq = SeqConfig.for_codec(duration, CODEC_PRESETS[dit.model.cfg.codec])
+    return replace(lat, z=lat.z[:, :seq.latent_len].contiguous(), seq=seq)
+
+
+def _encode_span(encoders, clip, start: float, span: float, pad_end: float, check_cancel) -> VideoCondition:
+    return encode_video(encoders, clip, start=start, duration=span, pad_end=pad_end, check_cancel=check_cancel)
+
+
+def _sample_windows(dit: DiT, *, text, video, duration: float, window: float, overlap: float, steps: int,
+                    sampler: str, schedule: str, cfg: float, shift, seed: int, batch_size: int, callback=None,
+                    check_cancel=None) -> Latents:
+    """A clip longer than `window` s -> Latents [B,La,C] from crossfaded windows (kf_core.long_video).
+    The callback sees one step count across all windows."""
+    seq, windows = plan_windows(dit, duration, window, overlap)
+    noise = long_noise(seq, batch_size, dit.model.cfg.latent_dim, seed)            # B La C
+    by_start = {(w.start, w.length): w for w in windows}
+
+    def one(start: int, length: int) -> torch.Tensor:
+        w = by_start[(start, length)]
+        part = None if video is None else window_condition(video, w, _encode_span, check_cancel)
+        step_cb = None if callback is None else (
+            lambda step, total, x, t: callback(w.index * total + step, total * len(windows), x, t))
+        lat = sample_once(dit, text=text, video=part, duration=w.span, steps=steps, sampler=sampler,
+                          schedule=schedule, cfg=cfg, shift=shift, seed=(seed + 1 + w.index) % 2 ** 64,
+                          batch_size=batch_size, callback=step_cb, seconds_start=w.t0, seconds_total=duration,
+                          noise=noise[:, start:start + length])
+        return lat.z
+
+    plan = [(w.start, w.length) for w in windows]
+    z = sample_long(one, seq.latent_len, windows[0].length, 0, check_cancel=check_cancel, plan=plan)
+    return Latents(z=z, seq=seq, latent_mean=dit.info.latent_mean, latent_std=dit.info.latent_std)
 
 
 def sample_once(dit: DiT, *, text: TextCondition | None, video: VideoCondition | None, duration: float,
-                steps: int, sampler: str, schedule: str, cfg: float, shift: float | None, seed: int,
-                batch_size: int, callback=None, seconds_start: float = 0.0, seconds_total: float | None = None,
+                steps: int | None = None, sampler: str = "euler", schedule: str = "uniform",
+                cfg: float | None = None, shift: float | None = None, seed: int = 0, batch_size: int = 1,
+                callback=None, seconds_start: float = 0.0, seconds_total: float | None = None,
                 noise: torch.Tensor | None = None) -> Latents:
     """One pass of the flow network over `duration` seconds (at most the model's limit).
 
     `seconds_start`/`seconds_total` place this clip inside a longer one (the duration embeddings,
-    paper §4.2); `noise` [B,La,C] replaces the seeded start noise.
+    paper §4.2); `noise` [B,La,C] replaces the seeded start noise; steps / cfg None take the
+    network's `sampling_defaults`.
     """
     from .sampling import cfg_velocity, get_sampler, get_schedule
     model, mcfg = dit.model, dit.model.cfg
+    steps = dit.sampling_defaults.steps if steps is None else steps
+    cfg = dit.sampling_defaults.cfg if cfg is None else cfg
     limit = dit.max_duration
     if limit is not None and duration > limit + _EPS:
         raise ValueError(f"{duration:.2f} s is longer than this model handles in one pass ({limit:g} s); "
@@ -255,28 +389,53 @@ def decode_mel(codec: AudioCodec, latents: Latents) -> Mel:
 
 
 def to_stereo(codec: AudioCodec, mel: Mel, video: VideoCondition | None = None) -> Mel:
-    """Mono log-mel [B,1,M,F] -> stereo [B,2,M,F] by Mono2Stereo (energy-preserving pan)."""
+    """Mono log-mel [B,1,M,F] -> stereo [B,2,M,F] by Mono2Stereo (energy-preserving pan), following the
+    video's image features or sync tokens, whichever the module was trained on."""
     if mel.mel.shape[1] == 2:
         return mel
     if mel.mel.shape[1] != 1:
         raise ValueError(f"to_stereo expects a mono mel [B,1,M,F], got {tuple(mel.mel.shape)}")
-    visual = None if video is None else video.visual.expand(mel.mel.shape[0], -1, -1)
+    visual = _stereo_features(codec, video, mel.mel.shape[0])
     with torch.inference_mode():
         stereo = codec.to_stereo(mel.mel[:, 0], visual)                # B 2 M F
     return replace(mel, mel=stereo.float())
 
 
-def vocode(codec: AudioCodec, mel: Mel) -> Audio:
-    """Log-mel [B,Ch,M,F] -> waveform [B,Ch,T] float32 in [-1,1], T = round(duration·sr) exactly."""
+def _stereo_features(codec: AudioCodec, video: VideoCondition | None, batch: int) -> torch.Tensor | None:
+    """The video features Mono2Stereo was trained on (image frames or sync tokens) [B,L,D], or None."""
+    if video is None:
+        return None
+    m2s = codec.mono2stereo
+    feats = video.sync if m2s is not None and m2s.cfg.cond == "sync" else video.visual
+    return feats.expand(batch, -1, -1)
+
+
+def vocode(codec: AudioCodec, mel: Mel, *, level: str = "clip", ceiling_db: float = -1.0) -> Audio:
+    """Log-mel [B,Ch,M,F] -> waveform [B,Ch,T] float32 in [-1,1], T = round(duration·sr) exactly.
+
+    `level` keeps it inside full scale (kf_core.codec.limiter): "clip" (hard clip at 0 dBFS),
+    "limit" (peak limiter at `ceiling_db`) or "normalize" (each take's peak at `ceiling_db`)."""
     with torch.inference_mode():
         wave = codec.vocode(mel.mel)                                         # B Ch T'
     wave = fit_samples(wave.float(), mel.seq.samples)                          # B Ch T
-    return Audio(waveform=wave.clamp(-1, 1).contiguous(), sample_rate=codec.sample_rate)
+    wave = set_level(wave, codec.sample_rate, level, ceiling_db)
+    return Audio(waveform=wave.contiguous(), sample_rate=codec.sample_rate)
+
+
+def stream_audio(codec: AudioCodec, latents: Latents, video: VideoCondition | None = None, *,
+                 stereo: bool = True):
+    """decode_mel -> to_stereo -> vocode as one stream: waveform blocks [B,Ch,n] (CPU float32 in
+    [-1, 1]) totalling round(duration·sr) samples; only a few chunks are alive at any time."""
+    visual = _stereo_features(codec, video, latents.z.shape[0]) if stereo else None
+    blocks = codec.stream_waveform(latents.z, latent_mean=latents.latent_mean, latent_std=latents.latent_std,
+                                   visual=visual, stereo=stereo, num_samples=latents.seq.samples)
+    return (b.float().cpu() for b in blocks)
 
 
 # ---------------------------------------------------------------- bundle
 class FoleyPipeline:
-    """Components + the stages chained: `generate(video, prompt, ...) -> (waveform [C,T], sr)`."""
+    """Components + the stages chained: `generate(video, prompt, ...) -> (waveform [C,T], sr)`,
+    `save(video, out=, audio_out=, ...)` streams the sound into files (memory flat in length)."""
 
     def __init__(self, components: Components) -> None:
         self.components = components
@@ -285,19 +444,14 @@ class FoleyPipeline:
     def sample_rate(self) -> int:
         return self.components.codec.sample_rate
 
-    def generate(self, video=None, prompt: str = "", negative_prompt: str = "", duration: float | None = None,
-                 steps: int = 20, sampler: str = "euler", schedule: str = "uniform", cfg: float = 4.5,
-                 seed: int = 0, stereo: bool = True, *, fps: float | None = None, shift: float | None = None,
-                 batch_size: int = 1, window: float | None = None, overlap: float = 1.0, callback=None,
-                 check_cancel=None) -> tuple[torch.Tensor, int]:
-        """Video (path or IMAGE [N,H,W,3] + fps, optional) and prompt -> (waveform [C,T], sample_rate).
-
-        With a video the audio lasts exactly the video (or `duration`, if shorter); without one,
-        `duration` seconds (default 8). Clips longer than `window` seconds (default: the longest
-        the model takes in one pass) are generated in windows overlapping by `overlap` seconds.
-        With batch_size > 1 the waveform is [B,C,T].
-        """
+    def _latents(self, video, prompt, negative_prompt, duration, steps, sampler, schedule, cfg, seed, *, fps,
+                 shift, batch_size, window, overlap, callback, check_cancel, out=None, audio_out=None):
+        """Every input checked, then text/video encoded and latents sampled -> (Latents, VideoCondition)."""
         c = self.components
+        source, fps = _source_of(video, fps)
+        check_generation(video=source, fps=fps, out=out, audio_out=audio_out, duration=duration, steps=steps,
+                         cfg=cfg, seed=seed, sampler=sampler, schedule=schedule, shift=shift, window=window,
+                         overlap=overlap, batch_size=batch_size, prompt=prompt, negative_prompt=negative_prompt)
         text = encode_text(c.text_encoder, prompt, negative_prompt)
         vcond = None
         if video is not None:
@@ -307,17 +461,75 @@ class FoleyPipeline:
         lat = sample_latents(c.dit, text=text, video=vcond, duration=duration, steps=steps, sampler=sampler,
                              schedule=schedule, cfg=cfg, shift=shift, seed=seed, batch_size=batch_size,
                              callback=callback, window=window, overlap=overlap, check_cancel=check_cancel)
-        mel = decode_mel(c.codec, lat)
-        if stereo:
-            mel = to_stereo(c.codec, mel, vcond)
-        audio = vocode(c.codec, mel)
-        wave = audio.waveform[0] if batch_size == 1 else audio.waveform
-        return wave, audio.sample_rate
+        return lat, vcond
+
+    def generate(self, video=None, prompt: str = "", negative_prompt: str = "", duration: float | None = None,
+                 steps: int | None = None, sampler: str = "euler", schedule: str = "uniform", cfg: float | None = None,
+                 seed: int = 0, stereo: bool = True, *, fps: float | None = None, shift: float | None = None,
+                 batch_size: int = 1, window: float | None = None, overlap: float = 1.0, callback=None,
+                 check_cancel=None) -> tuple[torch.Tensor, int]:
+        """Video (path or IMAGE [N,H,W,3] + fps, optional) and prompt -> (waveform [C,T], sample_rate).
+
+        With a video the audio lasts exactly the video (or `duration`, if shorter); without one,
+        `duration` seconds (default 8). steps / cfg None take the network's defaults (MMAudio 25 /
+        4.5, Kling-Foley 20 / 4.5). Clips longer than `window` seconds (default: the network's
+        window, MMAudio 8 s) are generated in windows overlapping by at least `overlap` seconds.
+        With batch_size > 1 the waveform is [B,C,T]. Every argument is checked first
+        (`kf_core.validate`), so a mistake raises UserError before any encoding.
+        """
+        lat, vcond = self._latents(video, prompt, negative_prompt, duration, steps, sampler, schedule, cfg, seed,
+                                   fps=fps, shift=shift, batch_size=batch_size, window=window, overlap=overlap,
+                                   callback=callback, check_cancel=check_cancel)
+        wave = torch.cat(list(stream_audio(self.components.codec, lat, vcond, stereo=stereo)), dim=-1)
+        return (wave[0] if batch_size == 1 else wave), self.sample_rate
+
+    def save(self, video=None, prompt: str = "", negative_prompt: str = "", *, out=None, audio_out=None,
+             stereo: bool = True, fps: float | None = None, duration: float | None = None, steps: int | None = None,
+             sampler: str = "euler", schedule: str = "uniform", cfg: float | None = None, seed: int = 0,
+             shift: float | None = None, window: float | None = None, overlap: float = 1.0, callback=None,
+             check_cancel=None) -> dict[str, Path]:
+        """Like `generate`, but the sound is streamed into `audio_out` (.wav/.flac) and/or muxed into a
+        copy of `video` at `out`, block by block -> {"audio": path, "video": path}. Both outputs are
+        checked before anything runs; a failure or a signal leaves neither behind."""
+        from .io import AudioWriter, mux_audio
+        if out is None and audio_out is None:
+            raise UserError("nothing to write: give out= (a video, needs a video input) and/or audio_out= (.wav/.flac)")
+        lat, vcond = self._latents(video, prompt, negative_prompt, duration, steps, sampler, schedule, cfg, seed,
+                                   fps=fps, shift=shift, batch_size=1, window=window, overlap=overlap,
+                                   callback=callback, check_cancel=check_cancel, out=out, audio_out=audio_out)
+        blocks = (b[0] for b in stream_audio(self.components.codec, lat, vcond, stereo=stereo))   # C n
+        written: dict[str, Path] = {}
+        with contextlib.ExitStack() as stack:
+            if audio_out is not None:
+                writer = stack.enter_context(AudioWriter(audio_out, self.sample_rate, check_cancel=check_cancel))
+                blocks = _tee(blocks, writer.write)
+            if out is not None:
+                source, rate = _source_of(video, fps)
+                written["video"] = mux_audio(source, blocks, self.sample_rate, out, fps=rate,
+                                             check_cancel=check_cancel)
+            for _ in blocks:  # the audio file gets every block, also past the video's end
+                pass
+        if audio_out is not None:
+            written["audio"] = writer.path
+        return written
 
     def mux(self, video, waveform: torch.Tensor, sample_rate: int, out_path, *, fps: float | None = None) -> Path:
         """Write `waveform` [C,T] into a copy of `video` (file: remux; frames: encode) -> the new path."""
         from .io import mux_audio
         return mux_audio(video, waveform, sample_rate, out_path, fps=fps)
+
+
+def _source_of(video, fps):
+    """What the checks and the muxer take: (file path or IMAGE tensor or None, fps)."""
+    if isinstance(video, VideoClip):
+        return (video.path, None) if video.path is not None else (video.images, video.fps)
+    return video, fps
+
+
+def _tee(blocks, sink):
+    for b in blocks:
+        sink(b)
+        yield b
 
 
 def load_pipeline(name_or_dir=None, device=None, dtype=None) -> FoleyPipeline:

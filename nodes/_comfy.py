@@ -1,9 +1,10 @@
-"""Everything ComfyUI-specific, behind one door: folders, devices, memory, progress, cancel, VIDEO.
+"""Everything ComfyUI-specific, behind one door: node API, folders, devices, memory, progress, cancel, VIDEO.
 
 This is the only file of the pack that imports `comfy`, `folder_paths` or `comfy_api`. Each of
 those imports is optional: outside ComfyUI (tests, scripts) the same functions fall back to plain
 behaviour — CPU device, a no-op progress bar whose cancel hook still works, ./models, ./input and
-./output folders (or the ones `configure_plain` sets), and a small VIDEO stand-in.
+./output folders (or the ones `configure_plain` sets), a small VIDEO stand-in, and the pack's own
+plain-Python V3 schema (`_schema.py`) in place of `comfy_api.latest.io`.
 """
 from __future__ import annotations
 
@@ -17,21 +18,66 @@ from pathlib import Path
 
 import torch
 
+from . import _schema
+
 log = logging.getLogger(__name__)
 
 try:  # ComfyUI's own modules exist only inside a ComfyUI process
     import folder_paths  # type: ignore
     import comfy.model_management as mm  # type: ignore
     import comfy.utils as comfy_utils  # type: ignore
+    from comfy.model_patcher import ModelPatcher  # type: ignore
     HAVE_COMFY = True
 except ImportError:
-    folder_paths = mm = comfy_utils = None
+    folder_paths = mm = comfy_utils = ModelPatcher = None
     HAVE_COMFY = False
 
 try:
     from comfy_api.latest import InputImpl, Types  # type: ignore
 except ImportError:
     InputImpl = Types = None
+
+try:  # the V3 node API: ComfyUI 0.3.48 (August 2025) and later
+    from comfy_api.latest import ComfyExtension, io as _latest_io  # type: ignore
+except (ImportError, AttributeError):
+    ComfyExtension = _latest_io = None
+
+
+def v3_gap(api) -> str | None:
+    """What `api` (a comfy_api.latest.io) lacks of what the pack's nodes use; None when nothing.
+
+    Builds one schema with every type and keyword the nodes pass, so a release that renamed or
+    dropped any of them is caught here, at import, and the pack falls back to the classic API."""
+    if api is None:
+        return "comfy_api.latest is not installed"
+    try:
+        custom = api.Custom("KLINGFOLEY_PROBE")
+        api.Schema(node_id="KlingFoleyProbe", display_name="probe", category="audio/Kling-Foley",
+                   description="probe", is_output_node=True, inputs=[
+                       api.Int.Input("i", default=0, min=0, max=1, step=1, control_after_generate=True, tooltip="t"),
+                       api.Float.Input("f", default=0.0, min=0.0, max=1.0, step=0.1, tooltip="t"),
+                       api.String.Input("s", default="", multiline=True, tooltip="t"),
+                       api.Boolean.Input("b", default=False, tooltip="t"),
+                       api.Combo.Input("c", options=["a"], default="a", upload=api.UploadType.video, tooltip="t"),
+                       api.Image.Input("im", optional=True, tooltip="t"),
+                       api.Audio.Input("a", tooltip="t"), api.Video.Input("v", optional=True, tooltip="t"),
+                       custom.Input("x", tooltip="t")],
+                   outputs=[api.Audio.Output(display_name="a", tooltip="t"), api.Image.Output(display_name="i"),
+                            api.Video.Output(display_name="v"), api.String.Output(display_name="s"),
+                            api.Float.Output(display_name="f"), custom.Output(display_name="x")])
+        api.NodeOutput(1, ui={"images": []})
+        for name in ("ComfyNode", "Schema"):
+            getattr(api, name)
+    except (AttributeError, TypeError, ValueError) as e:
+        return f"comfy_api.latest.io lacks what the nodes use ({type(e).__name__}: {e})"
+    return None
+
+
+V3_GAP = v3_gap(_latest_io)
+V3 = V3_GAP is None and ComfyExtension is not None
+io = _latest_io if V3 else _schema  # what every node module builds on
+if HAVE_COMFY and not V3:
+    log.info("Kling-Foley: %s; registering the nodes through the classic node API", V3_GAP)
 
 BUNDLED = "kf-tiny (bundled)"
 NONE = "none"
@@ -153,13 +199,8 @@ def input_stamp(name: str) -> str:
 
 def output_path(prefix: str, suffix: str) -> Path:
     """filename_prefix ("kling_foley" or "sub/name") -> a not-yet-existing path in the output folder."""
-    root = output_dir().resolve()
-    target = (root / f"{prefix}{suffix}").resolve()
-    if root not in target.parents:
-        raise ValueError(f"filename_prefix {prefix!r} points outside the output folder; use a plain name "
-                         "or a sub-folder such as 'foley/take'")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return target
+    from kf_core.validate import output_in_folder
+    return output_in_folder(output_dir(), prefix, suffix)
 
 
 # ---------------------------------------------------------------- devices and memory
@@ -188,36 +229,46 @@ def weight_dtype(choice: str, device: torch.device | None = None) -> torch.dtype
     return torch.float16 if (not HAVE_COMFY or mm.should_use_fp16(device)) else torch.float32
 
 
-_patchers: dict[int, object] = {}
+class Loaded:
+    """What a loader node outputs: a kf_core model object and ComfyUI's handles on its modules.
 
+    `value` is the kf_core object (DiT, TextEncoder, VisualEncoders or AudioCodec); `parts` names
+    its modules (attributes of `value`) that run on the compute device; `licence` says what the
+    weights may be used for. Inside ComfyUI each part gets a ModelPatcher, made here on the offload
+    device (nothing touches the GPU) and owned by this object alone: ComfyUI's cache of the loader's
+    output is the only thing that keeps the weights alive, so when it drops the output (another file
+    picked, cache cleared) modules and patchers go together, and ComfyUI can evict them meanwhile.
+    """
 
-def _patcher(module: torch.nn.Module):
-    from comfy.model_patcher import ModelPatcher  # type: ignore
-    key = id(module)
-    if key not in _patchers:
-        size = sum(t.numel() * t.element_size() for t in module.state_dict().values())
-        _patchers[key] = ModelPatcher(module, load_device=torch_device(), offload_device=offload_device(),
-                                      size=size)
-    return _patchers[key]
+    def __init__(self, value, parts: tuple[str, ...], licence: str) -> None:
+        self.value, self.parts, self.licence = value, tuple(parts), licence
+        self.patchers = {}
+        if HAVE_COMFY:
+            for name in self.parts:
+                module = getattr(value, name)
+                if module is None or next(module.parameters(), None) is None:
+                    continue  # nothing to move (e.g. Griffin-Lim, no Mono2Stereo)
+                size = sum(t.numel() * t.element_size() for t in module.state_dict().values())
+                self.patchers[name] = ModelPatcher(module, load_device=torch_device(),
+                                                   offload_device=offload_device(), size=size)
+
+    def __repr__(self) -> str:
+        return f"Loaded({type(self.value).__name__}, parts={self.parts}, licence={self.licence!r})"
 
 
 @contextlib.contextmanager
-def on_device(*modules: torch.nn.Module | None):
-    """Run a block with `modules` on the compute device, loaded through ComfyUI's memory manager
-    (which frees room first, e.g. by offloading a video model); given back afterwards."""
-    modules = tuple(m for m in modules if m is not None and next(m.parameters(), None) is not None)
-    if not HAVE_COMFY or not modules:
-        yield torch_device()
-        return
-    patchers = [_patcher(m) for m in modules]
-    mm.load_models_gpu(patchers)
-    try:
-        yield torch_device()
-    finally:
-        for loaded in [lm for lm in mm.current_loaded_models if lm.model in patchers]:
-            loaded.model_unload()
-            mm.current_loaded_models.remove(loaded)
-        mm.soft_empty_cache()
+def on_device(handle: Loaded, *parts: str):
+    """Run a block with `handle`'s modules (all, or the named `parts`) on the compute device; yields
+    the kf_core object. Inside ComfyUI they are loaded through its memory manager, which first makes
+    room (e.g. by offloading a video model) and later evicts them when something else needs it."""
+    unknown = set(parts) - set(handle.parts)
+    if unknown:
+        raise KeyError(f"{handle!r} has no part(s) {sorted(unknown)}")
+    patchers = [p for name, p in handle.patchers.items() if not parts or name in parts]
+    if patchers:
+        # plain torch modules cannot run half on the GPU (ComfyUI's low-VRAM mode needs comfy.ops layers)
+        mm.load_models_gpu(patchers, force_full_load=True)
+    yield handle.value
 
 
 # ---------------------------------------------------------------- progress and cancel
@@ -299,7 +350,8 @@ def video_source(video) -> tuple[object, float | None]:
 def fps_of(fps: float, video_info=None) -> float | None:
     """The frame rate of an IMAGE batch: the fps widget when > 0, else VHS video info's
     loaded_fps (after any force_rate) or source_fps; None when nothing says it."""
-    if fps and fps > 0:
+    from kf_core.validate import check_fps
+    if check_fps(fps) is not None:  # a negative or NaN fps is an error naming it, not "no fps"
         return float(fps)
     if video_info is not None:
         for key in ("loaded_fps", "source_fps"):
@@ -310,3 +362,15 @@ def fps_of(fps: float, video_info=None) -> float | None:
             if value:
                 return float(value)
     return None
+
+
+# ---------------------------------------------------------------- registration
+def extension(node_list: list):
+    """The ComfyExtension whose node list is `node_list` (ComfyUI with the V3 API only)."""
+    if not V3:
+        raise RuntimeError(f"ComfyUI's V3 node API is not usable here ({V3_GAP}); register NODE_CLASS_MAPPINGS")
+
+    class KlingFoleyExtension(ComfyExtension):
+        async def get_node_list(self):
+            return list(node_list)
+    return KlingFoleyExtension()

@@ -2,69 +2,79 @@
 from __future__ import annotations
 
 from . import _comfy
+from ._comfy import io
+from ._types import CATEGORY, Codec, Latent, Mel, VideoCond
 
-CATEGORY = "audio/Kling-Foley"
-_CODEC = ("KLINGFOLEY_CODEC", {"tooltip": "From the Codec Loader."})
-_MEL = ("KLINGFOLEY_MEL", {"tooltip": "A mel spectrogram from Mel-VAE Decode or Mono2Stereo."})
+LEVELS = ["limit", "normalize", "clip"]  # kf_core.codec.limiter.MODES, in widget order
 
 
-class KlingFoleyDecode:
-    DESCRIPTION = "Mel-VAE Decode: audio latent -> mono mel spectrogram."
-    CATEGORY = CATEGORY
-    FUNCTION = "decode"
-    RETURN_TYPES = ("KLINGFOLEY_MEL",)
-    RETURN_NAMES = ("mel",)
+def _codec_input():
+    return Codec.Input("codec", tooltip="From the Codec Loader.")
+
+
+def _mel_input():
+    return Mel.Input("mel", tooltip="A mel spectrogram from Mel-VAE Decode or Mono2Stereo.")
+
+
+class KlingFoleyDecode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="KlingFoleyDecode", display_name="Kling-Foley Mel-VAE Decode", category=CATEGORY,
+            description="Mel-VAE Decode: audio latent -> mono mel spectrogram.",
+            inputs=[_codec_input(), Latent.Input("latent", tooltip="From the Flow Sampler.")],
+            outputs=[Mel.Output(display_name="mel", tooltip="Mono mel, for Mono2Stereo or the Vocoder.")])
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"codec": _CODEC,
-                             "latent": ("KLINGFOLEY_LATENT", {"tooltip": "From the Flow Sampler."})}}
-
-    def decode(self, codec, latent):
+    def execute(cls, codec, latent):
         from kf_core.pipeline import decode_mel
-        with _comfy.on_device(codec.vae):
-            return (decode_mel(codec, latent),)
+        with _comfy.on_device(codec, "vae") as c:
+            return io.NodeOutput(decode_mel(c, latent))
 
 
-class KlingFoleyMono2Stereo:
-    DESCRIPTION = ("Mono2Stereo: spreads the mono mel into left/right by predicted panning (energy-preserving); "
-                   "with the video condition connected, on-screen positions steer the pan.")
-    CATEGORY = CATEGORY
-    FUNCTION = "stereo"
-    RETURN_TYPES = ("KLINGFOLEY_MEL",)
-    RETURN_NAMES = ("mel",)
+class KlingFoleyMono2Stereo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="KlingFoleyMono2Stereo", display_name="Kling-Foley Mono2Stereo", category=CATEGORY,
+            description="Mono2Stereo: spreads the mono mel into left/right by predicted panning (energy-preserving); "
+                        "with the video condition connected, on-screen positions steer the pan.",
+            inputs=[_codec_input(), _mel_input(),
+                    VideoCond.Input("video_cond", optional=True,
+                                    tooltip="The video condition, so moving sources pan.")],
+            outputs=[Mel.Output(display_name="mel", tooltip="Stereo mel, for the Vocoder.")])
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"codec": _CODEC, "mel": _MEL},
-                "optional": {"video_cond": ("KLINGFOLEY_VIDEO_COND",
-                                            {"tooltip": "The video condition, so moving sources pan."})}}
-
-    def stereo(self, codec, mel, video_cond=None):
+    def execute(cls, codec, mel, video_cond=None):
         from kf_core.pipeline import to_stereo
-        with _comfy.on_device(codec.mono2stereo):
-            return (to_stereo(codec, mel, video_cond),)
+        with _comfy.on_device(codec, "mono2stereo") as c:
+            return io.NodeOutput(to_stereo(c, mel, video_cond))
 
 
-class KlingFoleyVocoder:
-    DESCRIPTION = ("Vocoder: mel -> waveform, as a core AUDIO (connect Preview Audio, Save Audio, Mux Audio or "
-                   "any video combiner). Its length is exactly the video's duration.")
-    CATEGORY = CATEGORY
-    FUNCTION = "vocode"
-    RETURN_TYPES = ("AUDIO",)
-    RETURN_NAMES = ("audio",)
+class KlingFoleyVocoder(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="KlingFoleyVocoder", display_name="Kling-Foley Vocoder", category=CATEGORY,
+            description="Vocoder: mel -> waveform, as a core AUDIO (connect Preview Audio, Save Audio, Mux Audio or "
+                        "any video combiner). Its length is exactly the video's duration; its peaks stay under "
+                        "the ceiling.",
+            inputs=[_codec_input(), _mel_input(),
+                    io.Combo.Input("level", options=LEVELS, default="limit", optional=True,
+                                   tooltip="Keeps the sound inside full scale. limit: a peak limiter holds peaks at "
+                                           "the ceiling and leaves quieter audio untouched; normalize: each take's "
+                                           "peak is set to the ceiling (quiet takes get louder); clip: hard clip "
+                                           "at 0 dBFS (distorts loud takes)."),
+                    io.Float.Input("ceiling_db", default=-1.0, min=-24.0, max=0.0, step=0.1, optional=True,
+                                   tooltip="Highest peak in dBFS for limit/normalize (-1 leaves room for AAC).")],
+            outputs=[io.Audio.Output(display_name="audio", tooltip="Core AUDIO: waveform [takes, 2, samples].")])
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"codec": _CODEC, "mel": _MEL}}
-
-    def vocode(self, codec, mel):
+    def execute(cls, codec, mel, level="limit", ceiling_db=-1.0):
         from kf_core.pipeline import vocode
-        with _comfy.on_device(codec.vocoder):
-            audio = vocode(codec, mel)
-        return ({"waveform": audio.waveform.cpu(), "sample_rate": audio.sample_rate},)
+        with _comfy.on_device(codec, "vocoder") as c:
+            audio = vocode(c, mel, level=level, ceiling_db=ceiling_db)
+        return io.NodeOutput({"waveform": audio.waveform.cpu(), "sample_rate": audio.sample_rate})
 
 
-NODES = {"KlingFoleyDecode": ("Kling-Foley Mel-VAE Decode", KlingFoleyDecode),
-         "KlingFoleyMono2Stereo": ("Kling-Foley Mono2Stereo", KlingFoleyMono2Stereo),
-         "KlingFoleyVocoder": ("Kling-Foley Vocoder", KlingFoleyVocoder)}
+NODES = [KlingFoleyDecode, KlingFoleyMono2Stereo, KlingFoleyVocoder]

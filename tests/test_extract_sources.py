@@ -8,7 +8,7 @@ import torch
 
 from kf_core.config import CODEC_PRESETS, SeqConfig
 from kf_core.io import write_audio
-from kf_core.train.extract import _sources, audio_caption_clips, extract, make_extractor, video_folder_clips
+from kf_core.train.extract import audio_caption_clips, extract_dataset, make_extractor, video_folder_clips
 from kf_core.train.features import FeatureShards
 from media import make_audio_wave, make_video
 
@@ -78,8 +78,7 @@ def test_one_run_mixes_sources_into_shards_training_reads(tmp_path, extractor):
     (tmp_path / "caps.csv").write_text("file,caption\ns.wav,a tone\n")
     out = tmp_path / "shards"
     specs = [f"videos:{vids}", f"audiocaps:{tmp_path / 'caps.csv'}", "synthetic:1"]
-    for i, (_, clips) in enumerate(_sources(specs, extractor, seed=0)):
-        extract(clips, extractor, out, codec=CODEC, prefix=f"src{i}")
+    extract_dataset(specs, out, extractor=extractor, codec=CODEC, seed=0)
     data = FeatureShards([out])
     assert len(data) == 3
     kinds = sorted((data[i].sync is not None, data[i].text is not None) for i in range(3))

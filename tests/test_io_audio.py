@@ -74,3 +74,11 @@ def test_bad_input_is_explained(tmp_path, wave):
     with pytest.raises(MediaError, match="no audio track"):
         from tests.media import make_video
         read_audio(make_video(tmp_path / "silent.mp4", seconds=0.5))
+
+
+@pytest.mark.parametrize("name", ["s.wav", "s.flac"])
+def test_chunks_of_any_size_give_the_same_file_as_one_wave(tmp_path, wave, name):
+    whole, _ = read_audio(write_audio(tmp_path / "w" / name, wave, 44100))
+    parts = (wave[:, s:s + n] for s, n in ((0, 1), (1, 5000), (5001, 3), (5004, 10 ** 6)))
+    streamed, _ = read_audio(write_audio(tmp_path / "c" / name, parts, 44100))
+    assert torch.equal(whole, streamed)

@@ -12,7 +12,7 @@ import torch
 from kf_core.config import SeqConfig
 from kf_core.io import (MediaError, frames_from_images, probe, sample_frames, sample_streams,
                         streams_for)
-from kf_core.io.frames import TIME_EPSILON
+from kf_core.io.frames import TIME_EPSILON, StreamSpec
 from tests.media import decode_all_rgb, make_video, marker_corner, read_index
 
 RATES = [16, 24, 25, Fraction(30000, 1001), 30, 60]
@@ -167,3 +167,48 @@ def test_time_epsilon_is_far_below_a_frame():
     x = frames_from_images(images, 3.0, 3.0, size=4, count=3)
     assert x[:, 0, 0, 0].tolist() == [0, 1, 2]
     assert not np.isnan(x.float().numpy()).any()
+
+
+def mmaudio_indices(times, target_fps, count):
+    """MMAudio's load_video rule, independently: a float64 clock adding 1/fps, first frame >= it."""
+    out, t = [], 0.0
+    for _ in range(count):
+        later = [i for i, ti in enumerate(times) if ti >= t]
+        out.append(later[0] if later else len(times) - 1)
+        t += 1 / target_fps
+    return out
+
+
+@pytest.mark.parametrize("fps", [24, 25, 30], ids=lambda f: f"{f}fps")
+def test_mmaudio_timing_takes_the_first_frame_at_or_after_its_float_clock(videos, fps):
+    path = videos[fps]
+    _, pts = decode_all_rgb(path)
+    for target, count in ((8, 16), (25, 50)):
+        x = sample_frames(path, target, size=16, count=count, timing="mmaudio")
+        assert read_index(x) == mmaudio_indices(pts, target, count)
+        on_screen = read_index(sample_frames(path, target, size=16, count=count))
+        assert all(0 <= a - b <= 1 for a, b in zip(read_index(x), on_screen))  # never earlier, <= 1 later
+    if fps == 25:  # the accumulated error makes most coinciding targets take the next frame
+        assert read_index(sample_frames(path, 25, size=16, count=8, timing="mmaudio")) == [0, 1, 2, 3, 4, 5, 7, 7]
+
+
+def test_mmaudio_timing_on_image_batches_and_vfr_matches_files(videos):
+    images, pts = decode_all_rgb(videos["vfr"])
+    x = sample_frames(videos["vfr"], 25, size=16, timing="mmaudio", duration=2.1)
+    y = frames_from_images(images, None, 25, size=16, timestamps=pts, duration=2.1, timing="mmaudio")
+    assert torch.equal(x, y) and read_index(x) == mmaudio_indices(pts, 25, len(x))
+
+
+@pytest.mark.parametrize("timing", ["on_screen", "mmaudio"])
+def test_skip_continues_one_clock_so_pieces_equal_one_pass(videos, timing):
+    path = videos[25]
+    whole = sample_frames(path, 25, size=16, count=48, timing=timing)
+    spec = StreamSpec(25, 16, "squash", count=24, timing=timing, skip=24)
+    late = sample_streams(path, {"s": spec})["s"]
+    assert torch.equal(late, whole[24:48])
+    images, _ = decode_all_rgb(path)
+    assert torch.equal(frames_from_images(images, 25, 25, size=16, count=24, timing=timing, skip=24),
+                       whole[24:48])
+    assert streams_for(SeqConfig(1.0), timing=timing)["sync"].timing == timing
+    with pytest.raises(ValueError, match="timing must be one of"):
+        StreamSpec(25, 16, timing="nearest")

@@ -68,6 +68,19 @@ def test_frames_keep_their_order_and_times(tmp_path):
     assert read_index(sample_frames(out, 25, size=32)) == [k * 30000 // (25 * 1001) for k in range(37)]
 
 
+def test_dropped_tracks_are_warned_about(tmp_path, source, caplog):
+    with caplog.at_level("WARNING"):
+        mux_audio(source, torch.zeros(2, SR), SR, tmp_path / "o.mkv")
+    assert any("its 1 audio track will not be in the output" in r.getMessage() for r in caplog.records)
+
+
+def test_streamed_chunks_give_the_same_file_as_one_wave(tmp_path, source):
+    wave = torch.from_numpy(make_audio_wave(2.5, SR))
+    whole = read_audio(mux_audio(source, wave, SR, tmp_path / "a.mkv"))[0]
+    chunks = read_audio(mux_audio(source, iter(wave.split(7777, dim=1)), SR, tmp_path / "b.mkv"))[0]
+    assert whole.shape == chunks.shape == (2, 2 * SR) and torch.equal(whole, chunks)
+
+
 def test_existing_output_is_never_overwritten(tmp_path, source):
     taken = tmp_path / "out.mp4"
     taken.write_bytes(b"precious")
@@ -101,7 +114,7 @@ def test_errors_name_the_problem(tmp_path, source):
         mux_audio(source, torch.zeros(2, 10), SR, tmp_path / "o.mp4", audio_codec="flac")
     with pytest.raises(MediaError, match="fps"):
         mux_audio(torch.rand(4, 8, 8, 3), torch.zeros(2, 10), SR, tmp_path / "o.mp4")
-    with pytest.raises(MediaError, match=r"o\.webm.*try \.mkv"):
+    with pytest.raises(MediaError, match=r"o\.webm: the source.s h264 video cannot be stored.*use \.mkv"):
         mux_audio(source, torch.zeros(2, 10), SR, tmp_path / "o.webm")
     with pytest.raises(MediaError, match="file not found"):
         mux_audio(tmp_path / "nope.mp4", torch.zeros(2, 10), SR, tmp_path / "o.mp4")

@@ -72,3 +72,21 @@ def test_truncated_file_with_index_gives_a_shorter_stream(tmp_path, caplog):
 def test_folder_is_not_a_video(tmp_path):
     with pytest.raises(MediaError, match="folder"):
         probe(tmp_path)
+
+
+def test_tags_that_are_not_utf8_do_not_stop_the_file(tmp_path):
+    # a Latin-1 (or damaged) title tag made PyAV raise UnicodeDecodeError while opening (found by fuzzing)
+    import av
+    src = make_video(tmp_path / "t.mkv", fps=10, seconds=1.0)
+    with av.open(str(src)) as inp, av.open(str(tmp_path / "tagged.mkv"), "w") as out:
+        out.metadata["title"] = "TITLE-Zz-TAG"
+        vout = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = vout
+                out.mux(packet)
+    data = (tmp_path / "tagged.mkv").read_bytes()
+    assert data.count(b"TITLE-Zz-TAG") == 1
+    bad = tmp_path / "latin1.mkv"
+    bad.write_bytes(data.replace(b"TITLE-Zz-TAG", b"TITLE-\xe9\xa8-TAG"))
+    assert probe(bad).duration == pytest.approx(1.0, abs=0.15)

@@ -29,7 +29,8 @@ TOL_S = 0.1
 
 def _clips():
     # held-out seeds (the "heldout" split never feeds training); 25 fps, 96 px
-    return [make_clip(split_seed(500 + i, 0, "heldout"), duration=DURATION, fps=25.0, size=96, classes=[c])
+    return [make_clip(split_seed(500 + i, 0, "heldout"), duration=DURATION, fps=25.0, size=96, classes=[c],
+                      looks="classic")
             for i, c in enumerate(IMPACT_CLASSES * 2)]
 
 

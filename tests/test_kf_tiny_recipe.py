@@ -9,38 +9,13 @@ import torch
 
 from kf_core.codec.mel import MelSpectrogram
 from kf_core.config import CODEC_PRESETS, SeqConfig
+from kf_core.model import PRESETS
 from kf_core.train.extract import MonoLogMel, make_extractor, synthetic_clip
 from kf_core.train.tiny import RECIPES, TinyRecipe
 from kf_core.train.tiny_card import write_curve, write_model_card
-from kf_core.train.tiny_dit import BucketedOrder, tiny_dit_config
 from kf_core.train.tiny_workers import clip_duration
 
 CFG = CODEC_PRESETS["44k"]
-
-
-def test_bucketed_order_covers_every_clip_once_per_epoch_with_similar_lengths():
-    lengths = list(torch.randint(80, 520, (96,), generator=torch.Generator().manual_seed(0)).tolist())
-    order = BucketedOrder(lengths, 8, seed=3, pool=4)
-    epoch = [order.next_indices() for _ in range(order.per_epoch)]
-    assert sorted(i for b in epoch for i in b) == list(range(96))
-    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in epoch) / len(epoch)
-    random_spread = 0.8 * (520 - 80)  # the expected range of 8 uniform draws is 7/9 of the interval
-    assert spread < 0.5 * random_spread
-    assert order.next_indices() != epoch[0] or order.epoch == 1  # a new epoch reshuffles
-
-
-def test_bucketed_order_resumes_exactly():
-    lengths = list(range(40, 140))
-    a = BucketedOrder(lengths, 6, seed=1)
-    for _ in range(23):
-        a.next_indices()
-    b = BucketedOrder(lengths, 6, seed=1)
-    b.load_state_dict(a.state_dict())
-    assert [a.next_indices() for _ in range(30)] == [b.next_indices() for _ in range(30)]
-    with pytest.raises(ValueError, match="same features"):
-        BucketedOrder(lengths[:50], 6).load_state_dict(a.state_dict())
-    with pytest.raises(ValueError, match="cannot fill one batch"):
-        BucketedOrder([10, 20], 6)
 
 
 def test_mono_mel_of_stereo_is_the_linear_mel_mean():
@@ -86,12 +61,12 @@ def test_synthetic_clip_features_have_the_pipeline_lengths():
     assert torch.allclose(rec.latent_std, (0.5 * post.logvar).exp()[0].T / 2, atol=1e-6)
 
 
-def test_recipes_validate_and_dit_config_is_the_tiny_preset_with_pointwise_mlps():
+def test_recipes_validate_and_the_dit_is_the_tiny_preset_with_pointwise_mlps():
     assert RECIPES["full"].dit_steps > RECIPES["smoke"].dit_steps
     with pytest.raises(ValueError, match="must be positive"):
         TinyRecipe("bad", codec_clips=0, codec_clip_s=2.0, vae_steps=1, vae_batch=1, m2s_steps=1, m2s_batch=1,
                    sync_clips=1, sync_steps=1, sync_batch=1, dit_clips=1, dit_steps=1, dit_batch=1)
-    cfg = tiny_dit_config()
+    cfg = PRESETS["kf-tiny"]  # train_dit builds exactly this
     assert (cfg.hidden_dim, cfg.num_joint, cfg.num_single, cfg.latent_dim) == (128, 2, 2, 16)
     assert cfg.audio_kernel == 1 and cfg.visual_kernel == 1
 
@@ -102,10 +77,22 @@ def test_model_card_needs_a_finished_run_and_reports_it(tmp_path):
     (tmp_path / "curves").mkdir()
     write_curve(tmp_path / "curves" / "dit.csv", [{"step": s, "loss": 2.0 / s} for s in range(10, 110, 10)])
     run = {"recipe": dict(vars(RECIPES["smoke"])), "seed": 0, "workers": 2, "total_s": 120.0,
-           "timings_s": {"vae": 60.0, "dit": 60.0}, "machine": "x86_64", "torch": "2", "threads": 2}
+           "timings_s": {"vae": 60.0, "dit": 60.0}, "machine": "x86_64", "torch": "2", "threads": 2,
+           "command": "python -m kf_core train-tiny --out X --recipe smoke --seed 0",
+           "sync_heldout_look": {"auc": 0.93, "pan_corr": 0.8}}
     (tmp_path / "training.json").write_text(json.dumps(run))
     text = write_model_card(tmp_path).read_text()
     assert "--recipe smoke --seed 0" in text and "2 → 0.02" in text and "over 100 steps" in text
+    assert "AUC 0.930" in text and "No evaluation results" in text
+    # evaluations beside the weights land in the card, v1 next to v2
+    ev = {"n": 18, "seed": 0, "duration": 8.0, "rows": {"ground truth": {"onset_f1_50ms": 0.98},
+                                                        "generated (video)": {"onset_f1_50ms": 0.61}}}
+    (tmp_path / "eval_synthetic_heldout-look.json").write_text(json.dumps(ev))
+    ev["rows"]["generated (video)"]["onset_f1_50ms"] = 0.12
+    (tmp_path / "eval_v1_synthetic_heldout-look.json").write_text(json.dumps(ev))
+    text = write_model_card(tmp_path).read_text()
+    assert "| v2 | generated (video) | 0.610 |" in text and "| v1 | generated (video) | 0.120 |" in text
+    assert "--split heldout-look" in text and text.count("ground truth") == 1
 
 
 def test_sync_targets_peak_on_the_tubelet_holding_the_onset():

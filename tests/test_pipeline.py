@@ -91,3 +91,4 @@ def test_long_clip_windows_are_encoded_once_and_cached(pipe):
     b = sample_latents(c.dit, video=video, steps=1, window=1.5, overlap=0.25, seed=1)
     assert torch.equal(a.z, b.z) and video.windows == cached  # same windows, nothing re-encoded
     assert a.z.shape == (1, a.seq.latent_len, 16) and a.seq.duration == 3.0
+

@@ -1,6 +1,8 @@
 """Preset sizes (paper §6.2) and ModelConfig validation."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kf_core.model import PRESETS, ModelConfig, build_model
@@ -27,7 +29,18 @@ def test_paper_presets_match_the_paper(name, heads, depth, lo, hi):
 def test_tiny_interface_dims_are_fixed_and_small():
     cfg = PRESETS["kf-tiny"]
     assert (cfg.text_dim, cfg.visual_dim, cfg.sync_dim, cfg.latent_dim) == (128, 128, 128, 16)
-    assert _params(cfg) < 10e6
+    assert _params(cfg) == 3_293_328
+
+
+def test_the_kf_tiny_preset_is_the_architecture_that_ships():
+    # one name, one network: the bundled dit.safetensors records its config, and it is the preset
+    import dataclasses
+    from kf_core.loading.dit import load_dit
+    model, info = load_dit(Path(__file__).resolve().parents[1] / "kf_core" / "assets" / "kf-tiny" / "dit.safetensors")
+    assert info.config == PRESETS["kf-tiny"], {
+        k: (v, getattr(PRESETS["kf-tiny"], k)) for k, v in dataclasses.asdict(info.config).items()
+        if v != getattr(PRESETS["kf-tiny"], k)}
+    assert sum(p.numel() for p in model.parameters()) == _params(PRESETS["kf-tiny"])
 
 
 def test_build_model_accepts_names_and_configs():

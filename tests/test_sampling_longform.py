@@ -109,3 +109,19 @@ def test_errors_say_what_is_wrong():
         sample_long(lambda s, n: torch.zeros(1, n - 1, 1), 72, 40, 8)
     with pytest.raises(ValueError, match="batch/channels"):
         sample_long(lambda s, n: torch.zeros(1 + (s > 0), n, 1), 100, 40, 8)
+
+
+@pytest.mark.parametrize("total,window,overlap", [(1292, 345, 43), (700, 345, 43), (346, 345, 10), (3000, 345, 100)])
+def test_fixed_plan_windows_are_all_the_trained_length(total, window, overlap):
+    plan = window_plan(total, window, overlap, fixed=True)
+    assert len(plan) == len(window_plan(total, window, overlap))          # no more windows than needed
+    assert all(n == window for _, n in plan) and plan[0][0] == 0 and plan[-1][0] + window == total
+    shared = [a + window - b for (a, _), (b, _) in zip(plan, plan[1:])]
+    assert min(shared) >= overlap and max(shared) - min(shared) <= 1      # spread evenly
+    z = sample_long(lambda s, n: torch.ones(1, n, 2), total, window, 0, plan=plan)
+    assert torch.allclose(z, torch.ones(1, total, 2))
+
+
+def test_a_given_plan_must_cover_the_clip():
+    with pytest.raises(ValueError, match="does not cover"):
+        sample_long(lambda s, n: torch.ones(1, n, 2), 10, 6, 0, plan=[(0, 6), (7, 3)])

@@ -100,11 +100,13 @@ def test_eval_cli_ranks_ground_truth_above_baselines(tmp_path, capsys):
 
     parser = argparse.ArgumentParser()
     synthetic_eval.add_arguments(parser)
-    args = parser.parse_args(["--n", "3", "--duration", "2.5", "--train-per-class", "1", "--json", str(tmp_path / "r.json")])
+    args = parser.parse_args(["--n", "3", "--duration", "2.5", "--train-per-class", "1", "--steps", "2",
+                              "--json", str(tmp_path / "r.json")])
     assert synthetic_eval.main(args) == 0
     rows = json.loads((tmp_path / "r.json").read_text())["rows"]
     gt, silence, shuffled = rows["ground truth"], rows["silence"], rows["shuffled"]
     assert gt["onset_f1_50ms"] > 0.9 and silence["onset_f1_50ms"] == 0.0
     assert gt["onset_f1_50ms"] > shuffled["onset_f1_50ms"]
     assert silence["frechet"] > gt["frechet"]
+    assert {"generated (video)", "generated (text only)", "generated (contradicting prompt)"} <= set(rows)
     assert "ground truth" in capsys.readouterr().out

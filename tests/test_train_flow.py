@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from kf_core.train.checkpoint import load_checkpoint, save_checkpoint
-from kf_core.train.data import collate
+from kf_core.train.data import LengthBucketedOrder, collate
 from kf_core.train.features import FeatureRecord
 from kf_core.train.flow import FlowObjective, FlowTrainConfig, FlowTrainer
 from kf_core.train.schedules import InverseLR, InverseLRConfig, VAEStages, inverse_lr, vae_loss_weights
@@ -41,8 +41,8 @@ class StandInDiT(nn.Module):
         self.net = nn.Sequential(nn.Linear(C + 1 + width, width), nn.SiLU(), nn.Linear(width, C))
         self.calls: list[dict] = []
 
-    def prepare(self, *, seq, visual=None, sync=None, text=None, text_mask=None,
-                seconds_start=0.0, seconds_total=None, batch_size=None):
+    def prepare(self, *, seq, visual=None, sync=None, text=None, text_mask=None, visual_mask=None,
+                sync_mask=None, audio_mask=None, seconds_start=0.0, seconds_total=None, batch_size=None):
         self.calls.append({"visual": visual, "text": text, "batch_size": batch_size})
         b = batch_size
         v = visual.mean(1) if visual is not None else self.empty_video.expand(b, DV)
@@ -108,6 +108,39 @@ def test_vae_stage_weights_follow_alg2():
         VAEStages(stage1_end=5, stage2_end=5, stage3_end=9)
 
 
+def test_bucketed_order_covers_every_clip_once_per_epoch_with_similar_lengths():
+    lengths = list(torch.randint(80, 520, (96,), generator=torch.Generator().manual_seed(0)).tolist())
+    order = LengthBucketedOrder(lengths, 8, seed=3, pool=4)
+    epoch = [order.next_indices() for _ in range(order.per_epoch)]
+    assert sorted(i for b in epoch for i in b) == list(range(96))
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in epoch) / len(epoch)
+    random_spread = 0.8 * (520 - 80)  # the expected range of 8 uniform draws is 7/9 of the interval
+    assert spread < 0.5 * random_spread
+    assert order.next_indices() != epoch[0] or order.epoch == 1  # a new epoch reshuffles
+
+
+def test_bucketed_order_resumes_exactly():
+    lengths = list(range(40, 140))
+    a = LengthBucketedOrder(lengths, 6, seed=1)
+    for _ in range(23):
+        a.next_indices()
+    b = LengthBucketedOrder(lengths, 6, seed=1)
+    b.load_state_dict(a.state_dict())
+    assert [a.next_indices() for _ in range(30)] == [b.next_indices() for _ in range(30)]
+    with pytest.raises(ValueError, match="same features"):
+        LengthBucketedOrder(lengths[:50], 6).load_state_dict(a.state_dict())
+    with pytest.raises(ValueError, match="one global batch needs"):
+        LengthBucketedOrder([10, 20], 6)
+
+
+def test_bucketed_global_batches_split_over_ranks_like_one_rank():
+    lengths = [float(x) for x in torch.rand(64, generator=torch.Generator().manual_seed(2)) * 10 + 2]
+    one = LengthBucketedOrder(lengths, 8, seed=4, pool=2)
+    ranks = [LengthBucketedOrder(lengths, 4, seed=4, pool=2, rank=r, world=2) for r in (0, 1)]
+    for _ in range(10):  # across an epoch boundary (8 batches per epoch)
+        assert one.next_indices() == ranks[0].next_indices() + ranks[1].next_indices()
+
+
 def test_collate_pads_variable_durations_with_masks():
     recs = make_records(2, durations=(1.0,)) + make_records(1, durations=(0.7,), video=False, text=False)
     b = collate(recs, CODEC)
@@ -121,16 +154,16 @@ def test_collate_pads_variable_durations_with_masks():
 def test_loss_ignores_padded_audio_tokens():
     model = StandInDiT()
     obj = FlowObjective(model)
-    recs = make_records(2, durations=(1.0, 0.5))
+    recs = make_records(2, durations=(1.0, 0.75))
     b = collate(recs, CODEC)
     x0 = torch.randn_like(b.latent_mean)
     t = torch.rand(2)
     keep = torch.ones(2, dtype=torch.bool)
     loss = obj(b, x0, b.latent_mean, t, keep, keep)
     x1 = b.latent_mean.clone()
-    x1[1, 16:] = 100.0  # garbage in the padding of the short clip
+    x1[1, 24:] = 100.0  # garbage in the padding of the short clip
     x0b = x0.clone()
-    x0b[1, 16:] = -50.0
+    x0b[1, 24:] = -50.0
     assert obj(b, x0b, x1, t, keep, keep).item() == pytest.approx(loss.item(), rel=1e-6)
 
 
@@ -171,7 +204,7 @@ def test_training_reduces_flow_loss():
 
 
 def test_interrupt_and_resume_reproduces_the_trajectory(tmp_path):
-    recs = make_records(24, durations=(1.0, 0.5))
+    recs = make_records(24, durations=(1.0, 0.75))
     cfg = FlowTrainConfig(batch_size=8, lr=1e-3, schedule=InverseLRConfig(warmup=0.5), seed=3)
 
     torch.manual_seed(0)
@@ -193,3 +226,41 @@ def test_interrupt_and_resume_reproduces_the_trajectory(tmp_path):
     ema_full = full.ema.state_dict()["shadow"]
     ema_res = resumed.ema.state_dict()["shadow"]
     assert all(torch.equal(ema_full[k], ema_res[k]) for k in ema_full)
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    from kf_core.model import build_model
+    from test_model_dit import randomise
+    torch.manual_seed(0)
+    model = randomise(build_model("kf-tiny")).train()
+    tiny_codec = {"sample_rate": 44100, "hop": 512, "latent_downsample": 2}
+    from kf_core.config import SeqConfig
+    g = torch.Generator().manual_seed(1)
+    recs = []
+    for dur in (0.8, 1.2):
+        seq = SeqConfig(dur)
+        recs.append(FeatureRecord(latent_mean=torch.randn(seq.latent_len, 16, generator=g),
+                                  latent_std=torch.zeros(seq.latent_len, 16), duration=dur,
+                                  visual=torch.randn(seq.visual_len, 128, generator=g),
+                                  sync=torch.randn(seq.sync_len, 128, generator=g), text=torch.randn(4, 128, generator=g)))
+    b = collate(recs, tiny_codec)
+    keep = torch.ones(2, dtype=torch.bool)
+    x0, t = torch.randn(b.latent_mean.shape, generator=g), torch.tensor([0.3, 0.8])
+    grads, calls = [], []
+    block = model.single_blocks[0]
+    inner = block.forward
+
+    def counted(*args):
+        calls.append(1)
+        return inner(*args)
+    block.forward = counted
+    for flag in (False, True):
+        model.activation_checkpointing = flag
+        model.zero_grad()
+        calls.clear()
+        FlowObjective(model)(b, x0, b.latent_mean, t, keep, keep).backward()
+        grads.append({k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None})
+        assert len(calls) == (2 if flag else 1)  # checkpointed blocks run again in backward
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 50
+    for k in grads[0]:
+        torch.testing.assert_close(grads[1][k], grads[0][k], atol=1e-6, rtol=1e-5)

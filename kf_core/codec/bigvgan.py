@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .alias_free import Activation1d, Snake, SnakeBeta
+from .alias_free import FILTER_TAPS, Activation1d, Snake, SnakeBeta
 
 __all__ = ["BigVGANConfig", "BIGVGAN_PRESETS", "BigVGAN", "AMPBlock1", "AMPBlock2", "fuse_weight_norm",
            "detect_bigvgan_config", "bigvgan_config_from_json"]
@@ -69,6 +69,21 @@ class BigVGANConfig:
     def hop(self) -> int:
         """Samples per mel frame (the product of the upsample rates)."""
         return math.prod(self.upsample_rates)
+
+    @property
+    def context_frames(self) -> int:
+        """Mel frames on each side that can change an output sample: an upper bound on the receptive
+        field (conv_pre, each transposed conv, the widest AMP block, the anti-aliased activations)."""
+        act = FILTER_TAPS  # one Activation1d: up-filter pad + down-filter half at 2x, in stage samples
+        field, rate = 3.0, 1  # conv_pre (k7), in mel frames
+        for u, k in zip(self.upsample_rates, self.upsample_kernel_sizes):
+            field += math.ceil(k / u) / rate                               # transposed conv, previous rate
+            rate *= u
+            per = [sum((kk - 1) // 2 * d + ((kk - 1) // 2 + act if self.resblock == "1" else 0) + act for d in ds)
+                   for kk, ds in zip(self.resblock_kernel_sizes, self.resblock_dilation_sizes)]
+            field += max(per) / rate
+        field += (act + 3) / rate                                          # activation_post, conv_post
+        return math.ceil(field) + 1
 
     def channels(self, stage: int) -> int:
         """Channels after upsampling stage `stage` (stage -1: after conv_pre)."""
@@ -149,6 +164,10 @@ class BigVGAN(nn.Module):
     @property
     def hop(self) -> int:
         return self.cfg.hop
+
+    @property
+    def context_frames(self) -> int:
+        return self.cfg.context_frames
 
     @property
     def sample_rate(self) -> int:

@@ -9,7 +9,11 @@ The STFT used here is exactly the front end's (reflect pad (n_fft − hop)/2, ce
 periodic Hann), and the inverse is the least-squares overlap-add of that framing, cropped back
 to F·hop samples (`mel.STFTFraming`). So frame f stays centred on sample f·hop + hop/2 and onsets land where the
 front end saw them. The initial phase is drawn from a seeded CPU generator (deterministic, the
-same for every batch item) or is zero.
+same for every batch item) or is zero. It is drawn in blocks of PHASE_BLOCK frames, each from its
+own seed, so frame f gets the same phase however the mel is cut: `forward(mel, frame_offset=a)`
+vocodes frames [a, a + F) of a longer mel exactly as the whole would, away from the cut edges
+(`context_frames` frames on each side suffice: each iteration spreads influence by less than
+n_fft / hop frames).
 
 Shape legend: B batch, M mel bins, K linear bins (n_fft//2 + 1), F mel frames, T samples (F·hop).
 """
@@ -23,7 +27,9 @@ from torch import nn
 from ..config import CodecConfig
 from .mel import MelSpectrogram, STFTFraming
 
-__all__ = ["GriffinLim"]
+__all__ = ["GriffinLim", "PHASE_BLOCK"]
+
+PHASE_BLOCK = 64  # mel frames per independently seeded block of the initial phase
 
 
 class GriffinLim(nn.Module):
@@ -46,15 +52,27 @@ class GriffinLim(nn.Module):
     def hop(self) -> int:
         return self.cfg.hop
 
-    def _initial_phase(self, shape: torch.Size, device: torch.device) -> torch.Tensor:
+    @property
+    def context_frames(self) -> int:
+        """Mel frames on each side that can change an output sample (the exact receptive field)."""
+        per = -(-self.cfg.n_fft // self.cfg.hop)  # frames one STFT window touches
+        return self.n_iter * (per - 1) + per
+
+    def _initial_phase(self, shape: torch.Size, device: torch.device, frame_offset: int = 0) -> torch.Tensor:
         if self.init == "zero":
             return torch.ones(shape, dtype=torch.complex64, device=device)
-        # One phase field for every item, so an item's result does not depend on its batch.
-        gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        angle = torch.rand(shape[-2:], generator=gen) * (2 * math.pi)            # K F
+        # One phase field for every item, so an item's result does not depend on its batch, and
+        # one seed per block of frames, so a frame's phase does not depend on where the mel was cut.
+        k, frames = shape[-2:]
+        first, last = frame_offset // PHASE_BLOCK, (frame_offset + frames - 1) // PHASE_BLOCK
+        blocks = [torch.rand(k, PHASE_BLOCK, generator=torch.Generator(device="cpu").manual_seed(
+            (self.seed * 1_000_003 + b) % 2 ** 63)) for b in range(first, last + 1)]
+        skip = frame_offset - first * PHASE_BLOCK
+        angle = torch.cat(blocks, dim=1)[:, skip:skip + frames] * (2 * math.pi)   # K F
         return torch.polar(torch.ones_like(angle), angle).to(device).expand(shape)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, frame_offset: int = 0) -> torch.Tensor:
+        """Log-mel [B,M,F] (frames [frame_offset, frame_offset + F) of a clip) -> wave [B,1,F·hop]."""
         if mel.dim() != 3 or mel.shape[1] != self.cfg.n_mels:
             raise ValueError(f"GriffinLim expects a log-mel [B, {self.cfg.n_mels}, F], got {tuple(mel.shape)}")
         frames = mel.shape[-1]
@@ -63,14 +81,14 @@ class GriffinLim(nn.Module):
             raise ValueError(f"GriffinLim needs at least {self.front.pad // self.cfg.hop + 1} mel frames "
                              f"(reflect padding), got {frames}")
         mag = self.front.mel_to_linear(mel.float())                                  # B K F
-        phase = self._initial_phase(mag.shape, mag.device)                           # B K F
+        phase = self._initial_phase(mag.shape, mag.device, frame_offset)             # B K F
         alpha = self.momentum
         prev = torch.zeros_like(phase)
-        wave = self.framing.istft(mag * phase)                                             # B T
+        wave = self.framing.istft(mag * phase)                                       # B T
         for _ in range(self.n_iter):
-            consistent = self.framing.stft(wave)                                            # B K F
+            consistent = self.framing.stft(wave)                                     # B K F
             accel = consistent - (alpha / (1 + alpha)) * prev if alpha else consistent
             prev = consistent
             phase = accel / accel.abs().clamp_min(1e-12)
-            wave = self.framing.istft(mag * phase)                                         # B T
+            wave = self.framing.istft(mag * phase)                                   # B T
         return wave.clamp(-1.0, 1.0)[:, None]                                        # B 1 T

@@ -171,12 +171,21 @@ class Vocos(nn.Module):
             self._prior = self._prior.to(device)
         return self._prior
 
-    def spectrum(self, mel: torch.Tensor) -> torch.Tensor:
-        """Log-mel [N,M,F] -> the complex STFT [N,K,F] the head predicts."""
+    @property
+    def context_frames(self) -> int:
+        """Mel frames on each side that can change an output sample (the exact receptive field, for
+        `codec.chunking`): the convolutions' reach, plus the frames one STFT window spans, plus that
+        span less one for each consistency projection."""
+        per = -(-self.cfg.n_fft // self.cfg.hop)                              # frames one window touches
+        return (self.cfg.kernel_size // 2) * (self.cfg.layers + 1) + per + self.cfg.projections * (per - 1)
+
+    def spectrum(self, mel: torch.Tensor, frame_offset: int = 0) -> torch.Tensor:
+        """Log-mel [N,M,F] (frames [frame_offset, frame_offset + F) of a clip) -> the complex STFT
+        [N,K,F] the head predicts."""
         if mel.dim() != 3 or mel.shape[1] != self.cfg.n_mels:
             raise ValueError(f"Vocos expects a log-mel [N, {self.cfg.n_mels}, F], got {tuple(mel.shape)}")
         h = self.norm_in(self.embed(mel).transpose(1, 2))                       # N F D
-        pos = torch.arange(h.shape[1], device=h.device) % self.frame_pos.shape[0]
+        pos = (torch.arange(h.shape[1], device=h.device) + frame_offset) % self.frame_pos.shape[0]
         h = (h + self.frame_pos[pos].to(h.dtype)).transpose(1, 2)               # N D F
         for block in self.blocks:
             h = block(h)                                                       # N D F
@@ -187,15 +196,17 @@ class Vocos(nn.Module):
         mag = log_mag.clamp(max=LOG_MAG_MAX).exp()
         return torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))   # N K F
 
-    def forward(self, mel: torch.Tensor, return_spectrum: bool = False):
+    def forward(self, mel: torch.Tensor, frame_offset: int = 0, return_spectrum: bool = False):
         """mel [N,M,F] -> wave [N,1,F·hop] (and the STFT [N,K,F] it is the inverse of, when
-        return_spectrum, for the trainer's spectrum losses).
+        return_spectrum, for the trainer's spectrum losses). `frame_offset`: mel's first frame in the
+        whole clip (the frame-position vectors follow the clip's frame index, so a chunk vocoded with
+        `context_frames` of context on each side equals the same span of the whole).
 
         With `projections` P > 0 the head's spectrum S₀ goes through P consistency projections
         before the last inverse, S ← |S₀|·STFT(iSTFT(S))/|STFT(iSTFT(S))| (Griffin-Lim's step,
         unrolled and trained through, as in Deep Griffin-Lim): the network learns a phase from
         which a few projections reach a consistent spectrogram."""
-        spec = self.spectrum(mel)                                              # N K F
+        spec = self.spectrum(mel, frame_offset)                                # N K F
         wave = self.transform.istft(spec)                                        # N T
         if self.cfg.projections:
             mag = spec.abs()

@@ -1,7 +1,8 @@
 """A torch Dataset of synthetic clips for training kf-tiny, with disjoint train/held-out seeds.
 
 Item i of split "train" is `make_clip(seed + i)`; split "heldout" uses seeds offset by
-`HELDOUT_OFFSET` (1e9), so evaluation never sees a training clip for any n < 1e9. Items are
+`HELDOUT_OFFSET` (1e9), so evaluation never sees a training clip for any n < 1e9; `looks`
+("train", "heldout" look families, "classic") is passed to make_clip. Items are
 dicts of tensors (frames uint8 [T, H, W, 3], audio float32 [2, N]) plus caption, fps and the
 event list; clips differ in length and size, so batch them with `collate=list` or fix
 `duration`/`fps`/`size` to stack them.
@@ -34,13 +35,14 @@ class SyntheticDataset(Dataset):
 
     def __init__(self, n: int, seed: int = 0, *, split: str = "train", duration: float | None = None,
                  fps: float | None = None, size: int | tuple[int, int] | None = None,
-                 classes: Sequence[str] | None = None, layout: str | None = None, sample_rate: int = 44100) -> None:
+                 classes: Sequence[str] | None = None, layout: str | None = None, sample_rate: int = 44100,
+                 looks: str = "train") -> None:
         if n <= 0:
             raise ValueError(f"SyntheticDataset needs n > 0 clips, got {n}")
         split_seed(0, seed, split)  # validates split
         self.n, self.seed, self.split = n, seed, split
         self.options = dict(duration=duration, fps=fps, size=size, classes=classes, layout=layout,
-                            sample_rate=sample_rate)
+                            sample_rate=sample_rate, looks=looks)
 
     def __len__(self) -> int:
         return self.n
@@ -54,5 +56,5 @@ class SyntheticDataset(Dataset):
             "audio": torch.from_numpy(clip.audio),  # 2 N float32
             "fps": clip.fps, "sample_rate": clip.sample_rate, "duration": clip.duration,
             "caption": clip.caption, "labels": list(clip.labels), "events": list(clip.events),
-            "seed": clip.seed,
+            "seed": clip.seed, "timestamps": clip.timestamps,
         }

@@ -86,7 +86,7 @@ def scene_ball(rng: np.random.Generator, stage: Stage) -> Source:
 
     def draw(canvas: np.ndarray) -> None:
         times = stage.times
-        render.fill_rect(canvas, 0, floor_y, w, floor_y + max(2.0, 0.05 * h), _FLOORS[material])
+        render.floor(canvas, floor_y, floor_y + max(2.0, 0.05 * h), _FLOORS[material])
         render.fill_disc(canvas, ball_x(times), ball_y(times), radius, colour)
 
     verb = f"falling and bouncing {count_words(len(events))}" if events else "about to fall"
@@ -100,8 +100,8 @@ def scene_strike(rng: np.random.Generator, stage: Stage) -> Source:
     is_drum = rng.random() < 0.6
     cname, colour = pick_colour(rng, stage.background)
     floor_y = h - max(2.0, 0.08 * h)
-    cx = rng.uniform(0.3, 0.7) * w
     half = (0.16 if is_drum else 0.1) * w
+    cx = stage.across(rng.uniform(0.3, 0.7), half + 1, half + 1)
     top_y = floor_y - (0.35 if is_drum else 0.16) * h
     stick_w = max(1.5, 0.025 * h)
     strikes = _beats(rng, stage, 0.25, 0.8)
@@ -118,7 +118,7 @@ def scene_strike(rng: np.random.Generator, stage: Stage) -> Source:
     hand = (min(w - 2.0, tip_x + 0.3 * w), max(2.0, top_y - 0.45 * h))
 
     def draw(canvas: np.ndarray) -> None:
-        render.fill_rect(canvas, 0, floor_y, w, h, (0.4, 0.3, 0.22))
+        render.floor(canvas, floor_y, h, (0.4, 0.3, 0.22))
         body = colour if is_drum else (0.6, 0.42, 0.22)
         render.fill_rect(canvas, cx - half, top_y, cx + half, floor_y, body)
         if is_drum:  # a pale drum head on top
@@ -137,7 +137,7 @@ def scene_bell(rng: np.random.Generator, stage: Stage) -> Source:
     h, w = stage.height, stage.width
     big = rng.random() < 0.5
     radius = (0.16 if big else 0.1) * min(h, w)
-    cx, by = rng.uniform(0.3, 0.6) * w, 0.2 * h + radius
+    cx, by = stage.across(rng.uniform(0.3, 0.6), 1.3 * radius, 3.5 * radius), 0.2 * h + radius
     metal, colour = ("brass", (0.85, 0.66, 0.2)) if rng.random() < 0.6 else ("silver", (0.78, 0.8, 0.84))
     strikes = _beats(rng, stage, 0.9, 2.2, start_max=0.3)
     f_nom = rng.uniform(300, 600) if big else rng.uniform(700, 1500)
@@ -180,7 +180,7 @@ def scene_light(rng: np.random.Generator, stage: Stage) -> Source:
     cname, colour = pick_colour(rng, stage.background)
     off = tuple(0.2 * c + 0.05 for c in colour)
     radius = max(3.0, 0.12 * min(h, w))
-    cx, cy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.3, 0.5) * h
+    cx, cy = stage.across(rng.uniform(0.2, 0.8), 1.9 * radius, 1.9 * radius), rng.uniform(0.3, 0.5) * h
     period, duty = rng.uniform(0.3, 1.2), rng.uniform(0.3, 0.6)
     freq = rng.uniform(400, 2500)
     starts, lengths = [], []
@@ -205,11 +205,10 @@ def scene_light(rng: np.random.Generator, stage: Stage) -> Source:
             lit |= (times >= t0 - eps) & (times < t0 + length - eps)
         render.draw_line(canvas, cx, cy, cx, h, max(1.0, 0.03 * w), (0.4, 0.4, 0.42))
         render.fill_disc(canvas, cx, cy, radius, off)
-        if lit.any():  # boolean indexing copies: paint the lit frames, then write them back
-            frames_on = canvas[lit]
-            render.fill_disc(frames_on, cx, cy, 1.8 * radius, colour, alpha=0.3)
-            render.fill_disc(frames_on, cx, cy, radius, tuple(min(1.0, 0.3 + c) for c in colour))
-            canvas[lit] = frames_on
+        if lit.any():  # a glow and the bright lamp on the lit frames only (alpha 0 elsewhere)
+            on = lit.astype(np.float32)
+            render.fill_disc(canvas, cx, cy, 1.8 * radius, colour, alpha=0.3 * on)
+            render.fill_disc(canvas, cx, cy, radius, tuple(min(1.0, 0.3 + c) for c in colour), alpha=on)
 
     return Source("light", f"a {cname} light flashing {count_words(len(events))} with beeps", events,
                   audio, draw, {"cx": cx, "cy": cy, "radius": radius})
@@ -220,7 +219,7 @@ def scene_bird(rng: np.random.Generator, stage: Stage) -> Source:
     h, w = stage.height, stage.width
     cname, colour = pick_colour(rng, stage.background)
     body_r = max(3.0, 0.09 * min(h, w))
-    cx, cy = rng.uniform(0.25, 0.75) * w, rng.uniform(0.45, 0.65) * h
+    cx, cy = stage.across(rng.uniform(0.25, 0.75), 2.2 * body_r, 2.2 * body_r), rng.uniform(0.45, 0.65) * h
     face = 1.0 if rng.random() < 0.5 else -1.0
     f_a = rng.uniform(2000, 4500)
     f_b = f_a * rng.uniform(0.5, 1.6)

@@ -72,7 +72,7 @@ def scene_footsteps(rng: np.random.Generator, stage: Stage) -> Source:
 
     def draw(canvas: np.ndarray) -> None:
         times = stage.times
-        render.fill_rect(canvas, 0, floor_y, w, h, _GROUND[surface])
+        render.floor(canvas, floor_y, h, _GROUND[surface])
         bx = body_x(times)
         hip_y = floor_y - leg
         for foot in (0, 1):  # feet alternate: plants 0, 2, 4 ... and 1, 3, 5 ...
@@ -108,14 +108,14 @@ def scene_vehicle(rng: np.random.Generator, stage: Stage) -> Source:
     ts = np.arange(stage.n_samples) / stage.sample_rate
     cx = centre(ts)
     mono = sounds.engine(rng, rng.uniform(*f_fire), cx / w - 0.5, 0.35, 40.0, stage.sample_rate)
-    audio = sounds.pan_stereo(mono, cx / w)
+    audio = stage.pan(mono, cx / w, ts)
     span = (w + length) / abs(speed)
     events = [stage.event(t_in, "vehicle", 0.0 if direction > 0 else float(w), road_y, 1.0, span, onset=False)]
     wheel = max(1.5, 0.05 * h)
 
     def draw(canvas: np.ndarray) -> None:
         c = centre(stage.times)
-        render.fill_rect(canvas, 0, road_y, w, h, (0.25, 0.25, 0.27))
+        render.floor(canvas, road_y, h, (0.25, 0.25, 0.27))
         y0 = road_y - wheel - body_h
         render.fill_rect(canvas, c - length / 2, y0, c + length / 2, road_y - wheel, colour)
         front = c + direction * length * 0.3
@@ -157,7 +157,7 @@ def scene_rain(rng: np.random.Generator, stage: Stage) -> Source:
     colour = (0.7, 0.78, 0.9)
 
     def draw(canvas: np.ndarray) -> None:
-        render.fill_rect(canvas, 0, ground, w, h, (0.3, 0.32, 0.35))
+        render.floor(canvas, ground, h, (0.3, 0.32, 0.35))
         fall = ground / fall_speed
         k0 = np.ceil((hit_t - fall) * stage.fps).astype(np.int64)
         k1 = np.floor(hit_t * stage.fps).astype(np.int64)
@@ -185,7 +185,7 @@ def scene_ambience(rng: np.random.Generator, stage: Stage) -> Source:
 
     def draw(canvas: np.ndarray) -> None:
         times = stage.times
-        render.fill_rect(canvas, 0, 0.75 * h, w, h, (0.3, 0.4, 0.3))
+        render.floor(canvas, 0.75 * h, h, (0.3, 0.4, 0.3))
         for x, y, r, v in clouds:
             render.fill_disc(canvas, (x + v * times) % (w + 2 * r) - r, y, r, (0.85, 0.87, 0.9), alpha=0.6)
 

@@ -51,12 +51,27 @@ class Stage:
     top: int
     frame_height: int
     background: tuple[float, float, float]
+    spread: float = 1.0  # > 1 widens where objects stand across the band (looks other than classic)
+    # (x in [0,1] of the band, time s) -> x on screen, where the look's camera shows it: the pan
+    # of every sound follows it. None: the band is the screen (classic).
+    screen_x: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.n_frames < 1 or self.n_samples < 1 or self.width < 16 or self.height < 16:
             raise ValueError(
                 f"Stage too small: {self.n_frames} frames, {self.n_samples} samples, band "
                 f"{self.width}x{self.height} px (need >= 1 frame, >= 1 sample, >= 16x16 px)")
+        if not 1.0 <= self.spread <= 3.0:
+            raise ValueError(f"Stage.spread must be in [1, 3], got {self.spread}")
+
+    def across(self, u: float, left: float, right: float) -> float:
+        """A drawn position u (fraction of the band width) -> x in px. With spread > 1 the range
+        is stretched about the centre, clamped so `left`/`right` px of the object stay inside:
+        sounding objects then stand anywhere across a wide frame, not only near its middle."""
+        if self.spread == 1.0:
+            return u * self.width
+        x = (0.5 + (u - 0.5) * self.spread) * self.width
+        return float(np.clip(x, min(left, self.width / 2), max(self.width - right, self.width / 2)))
 
     @property
     def duration(self) -> float:
@@ -82,8 +97,14 @@ class Stage:
         return np.zeros(self.n_samples, np.float32)
 
     def place_panned(self, stereo: np.ndarray, sound: np.ndarray, t: float, x: float, gain: float) -> None:
-        """Add a point-like sound at time t, panned from its on-screen x in [0,1], into [2, N]."""
+        """Add a point-like sound at time t, panned from its x in [0,1] on the band, into [2, N]."""
+        if self.screen_x is not None:
+            x = float(self.screen_x(x, t))
         sounds.place(stereo, sounds.pan_stereo(sound, x), t, self.sample_rate, gain)
+
+    def pan(self, mono: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """A moving source: mono [N] with its band x [N] at sample times t [N] -> stereo [2, N]."""
+        return sounds.pan_stereo(mono, x if self.screen_x is None else self.screen_x(x, t))
 
 
 @dataclass

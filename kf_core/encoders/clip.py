@@ -206,6 +206,7 @@ class ClipTextEncoder(nn.Module):
         self.text_projection = model.text_projection  # kept so full checkpoints load strictly; unused
         # The BPE vocabulary ships inside the open_clip package: no download.
         self.tokenizer = SimpleTokenizer(context_length=model.context_length)
+        self._empty: tuple | None = None  # (weights key, CLIP('') features): see empty()
         if str(device) != "meta":
             self.to_empty(device=device)
 
@@ -235,6 +236,15 @@ class ClipTextEncoder(nn.Module):
     def from_file(cls, path: str | Path, name: str, *, device=None, dtype=None) -> ClipTextEncoder:
         return cls.from_state_dict(_read_clip_file(path), name, device=device, dtype=dtype, what=str(path))
 
+    @property
+    def max_tokens(self) -> int:
+        """Tokens a prompt may have (start and end markers included); longer prompts are cut."""
+        return self.tokenizer.context_length
+
+    def count_tokens(self, prompt: str) -> int:
+        """A prompt -> how many tokens it has (with the start and end markers), before any cut."""
+        return len(self.tokenizer.encode(prompt)) + 2
+
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> torch.Tensor:
         """Prompts -> [B, 77, W] float32: tokens + positions -> causal transformer -> ln_final -> L2 norm."""
@@ -248,5 +258,17 @@ class ClipTextEncoder(nn.Module):
         x = self.transformer(x, attn_mask=causal)                                # B Lt W
         x = self.ln_final(x)                                                     # B Lt W
         return F.normalize(x.float(), dim=-1)                                    # B Lt W
+
+    def empty(self) -> torch.Tensor:
+        """CLIP('') features [1, 77, W] float32, computed once per weights/device/dtype.
+
+        MMAudio's inference encodes '' for an empty prompt and for the unconditional branch (its
+        negative prompt defaults to ''), rather than using the network's stored `empty_string_feat`.
+        """
+        w = self.token_embedding.weight
+        key = (w.device, w.dtype, w.data_ptr(), w._version)
+        if self._empty is None or self._empty[0] != key:
+            self._empty = (key, self.encode([""]))
+        return self._empty[1]
 
     forward = encode

@@ -22,10 +22,13 @@ from torch import nn
 from ..loading.state import CheckpointError, load_strict, read_state_dict
 from .seeded import seeded_init_
 
-__all__ = ["SynchformerConfig", "SYNCHFORMER_PRESETS", "Synchformer", "sync_frames_from_uint8",
+__all__ = ["SynchformerConfig", "SYNCHFORMER_PRESETS", "Synchformer", "sync_frames_from_uint8", "motion_frames",
            "remap_synchformer_keys"]
 
 RELEASED_PREFIX = "vfeat_extractor."
+FRONTENDS = ("rgb", "motion")
+RESIZES = ("crop", "squash")
+FRONTEND_KEY = "frontend_code"  # [2] buffer (frontend, resize) indices, present only when not (rgb, crop)
 UNUSED_KEYS = ("patch_embed.proj.weight", "patch_embed.proj.bias")  # 2D patch embed, never run
 
 
@@ -43,8 +46,18 @@ class SynchformerConfig:
     segment_frames: int = 16
     segment_stride: int = 8
     eps: float = 1e-6
+    # What the tubelet embedding sees (`motion_frames`): "rgb" (Synchformer's own input, MMAudio) or
+    # "motion" (luma, its first and second temporal differences: kf-tiny, so that events and not
+    # colours carry the signal), and how frames are fitted to the square input: "crop" (shorter
+    # side + centre crop, MMAudio) or "squash" (the whole frame, so an object at the edge of a
+    # 21:9 frame is still seen and its x is the frame's x).
+    frontend: str = "rgb"
+    resize: str = "crop"
 
     def __post_init__(self) -> None:
+        if self.frontend not in FRONTENDS or self.resize not in RESIZES:
+            raise ValueError(f"SynchformerConfig: frontend must be one of {FRONTENDS} (got {self.frontend!r}) "
+                             f"and resize one of {RESIZES} (got {self.resize!r})")
         if self.width <= 0 or self.depth <= 0 or self.heads <= 0 or self.width % self.heads:
             raise ValueError(f"SynchformerConfig: width ({self.width}) must be a positive multiple of heads "
                              f"({self.heads}) and depth ({self.depth}) positive")
@@ -86,7 +99,30 @@ SYNCHFORMER_PRESETS: dict[str, SynchformerConfig] = {
     "synchformer": SynchformerConfig(),                                # MMAudio's, 122 M params
     "fixture-small": SynchformerConfig(width=128, depth=2, heads=2),   # the parity fixture
     "kf-tiny": SynchformerConfig(width=128, depth=2, heads=2),
+    # kf-tiny v2: 64 px squashed frames, motion input, 8-px patches (8x8 patches x 8 time steps)
+    "kf-tiny-motion": SynchformerConfig(width=128, depth=2, heads=2, image_size=64, patch_size=8,
+                                        frontend="motion", resize="squash"),
 }
+
+
+def motion_frames(frames: torch.Tensor) -> torch.Tensor:
+    """Frames [B, T, 3, H, W] in [-1, 1] (25 fps, whole stream) -> [B, T, 3, H, W] motion channels.
+
+    Channel 0 is the frame's luma standardised over the frame (so a change of light, contrast or
+    colour of the whole picture does not change it), channel 1 its change since the previous frame,
+    channel 2 the change of that change (a contact shows as a sudden change of velocity). Each
+    difference has its mean over the frame removed, so flicker of the whole frame cancels. The first
+    frame's differences are zero. Differences run over the whole stream, before segmenting, so a
+    segment's first frames see the frames before it.
+    """
+    y = 0.299 * frames[:, :, 0] + 0.587 * frames[:, :, 1] + 0.114 * frames[:, :, 2]      # B T H W
+    mu = y.mean(dim=(-2, -1), keepdim=True)
+    sd = y.std(dim=(-2, -1), keepdim=True)
+    y = (y - mu) / (sd + 0.02)                                                           # B T H W
+    d1 = torch.diff(y, dim=1, prepend=y[:, :1])
+    d1 = d1 - d1.mean(dim=(-2, -1), keepdim=True)                                        # B T H W
+    d2 = torch.diff(d1, dim=1, prepend=d1[:, :1])
+    return torch.stack([0.5 * y, d1, 0.5 * d2], dim=2)                                   # B T 3 H W
 
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -238,6 +274,9 @@ class Synchformer(nn.Module):
         self.blocks = nn.ModuleList(DividedBlock(cfg) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.width, eps=cfg.eps)
         self.spatial_attn_agg = SpatialAggregation(cfg)
+        if (cfg.frontend, cfg.resize) != ("rgb", "crop"):  # travels with the weights; MMAudio's files have none
+            code = torch.tensor([FRONTENDS.index(cfg.frontend), RESIZES.index(cfg.resize)], dtype=torch.float32)
+            self.register_buffer(FRONTEND_KEY, code)
 
     # ---- construction and loading -------------------------------------------------------------
     @classmethod
@@ -293,10 +332,15 @@ class Synchformer(nn.Module):
         out = self.spatial_attn_agg(h)                                                 # BS*T D
         return rearrange(out, "(b s t) d -> b s t d", b=b, s=s)                        # B S T D
 
+    def frontend(self, frames: torch.Tensor) -> torch.Tensor:
+        """Whole-stream frames [B, T, 3, H, W] in [-1, 1] -> what `encode_segments` reads (config.frontend)."""
+        return motion_frames(frames) if self.cfg.frontend == "motion" else frames
+
     def encode_video(self, frames: torch.Tensor, *, batch_size: int = 8) -> torch.Tensor:
         """Frames [B, T, 3, H, W] in [-1, 1] (25 fps) -> [B, S*8, D], S = (T - 16) // 8 + 1.
 
-        Segments of 16 frames with stride 8 are encoded at most `batch_size` at a time.
+        Segments of 16 frames with stride 8 are encoded at most `batch_size` at a time, after the
+        configured frontend (`motion_frames` for motion-input models) ran over the whole stream.
         """
         cfg = self.cfg
         if frames.ndim != 5:
@@ -307,6 +351,7 @@ class Synchformer(nn.Module):
                              f"({cfg.segment_frames / 25:.2f} s at 25 fps), got {frames.shape[1]}")
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        frames = self.frontend(frames)
         b = frames.shape[0]
         per = max(1, batch_size // b)                                                  # segments per call
         segs = frames.unfold(1, cfg.segment_frames, cfg.segment_stride)                # B S 3 H W F (a view)
@@ -331,6 +376,13 @@ def detect_synchformer_config(sd: dict[str, torch.Tensor], *, what: str = "check
     time_steps = sd["temp_embed"].shape[1]
     hidden = sd["blocks.0.mlp.fc1.weight"].shape[0] if "blocks.0.mlp.fc1.weight" in sd else 4 * width
     base = SynchformerConfig()
+    frontend, resize = "rgb", "crop"
+    if FRONTEND_KEY in sd:
+        code = [int(round(float(v))) for v in sd[FRONTEND_KEY].flatten()]
+        if len(code) != 2 or not (0 <= code[0] < len(FRONTENDS) and 0 <= code[1] < len(RESIZES)):
+            raise CheckpointError(f"{what}: unknown Synchformer frontend code {code}; the file was written by "
+                                  "a newer kf_core, or is damaged")
+        frontend, resize = FRONTENDS[code[0]], RESIZES[code[1]]
     return replace(base, width=width, depth=depth, heads=max(width // 64, 1), mlp_ratio=hidden / width,
                    image_size=grid * patch, patch_size=patch, tubelet=tubelet,
-                   segment_frames=time_steps * tubelet)
+                   segment_frames=time_steps * tubelet, frontend=frontend, resize=resize)

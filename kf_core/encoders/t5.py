@@ -11,14 +11,14 @@ Shape legend: B prompts, Lt text tokens (= max_length, padded), D model width.
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..loading.state import CheckpointError, load_strict, read_state_dict
+from ..errors import MissingFileError, UserError
+from ..loading.state import CheckpointError, file_in_folder, load_strict, read_json, read_state_dict
 from .seeded import seeded_init_
 
 __all__ = ["T5TextEncoder", "detect_t5_config", "TINY_T5"]
@@ -73,30 +73,60 @@ def _read_folder_weights(folder: Path) -> dict[str, torch.Tensor]:
             return read_state_dict(folder / name)
     for name in _INDEX_NAMES:
         if (folder / name).is_file():
-            shards = sorted(set(json.loads((folder / name).read_text())["weight_map"].values()))
+            index = read_json(folder / name, what="shard index")
+            weight_map = index.get("weight_map")
+            if not isinstance(weight_map, dict) or not weight_map:
+                raise CheckpointError(f"{folder / name}: no \"weight_map\" naming the weight shards; restore "
+                                      "the file from the model's Hugging Face folder")
+            shards = sorted(set(weight_map.values()), key=str)
+            paths = [file_in_folder(folder, shard, where=str(folder / name), what="weight shard")
+                     for shard in shards]  # every entry checked before any is read
             sd = {}
-            for shard in shards:
-                sd.update(read_state_dict(folder / shard))
+            for path in paths:
+                sd.update(read_state_dict(path))
             return sd
     present = sorted(p.name for p in folder.iterdir())
-    raise FileNotFoundError(f"T5 folder {folder} has no weights: expected one of "
-                            f"{', '.join(_WEIGHT_NAMES + _INDEX_NAMES)}; it holds {present or 'nothing'}")
+    raise MissingFileError(f"T5 folder {folder} has no weights: expected one of "
+                           f"{', '.join(_WEIGHT_NAMES + _INDEX_NAMES)}; it holds {present or 'nothing'}")
+
+
+def has_tokenizer_files(folder: Path) -> bool:
+    """Whether `folder` holds T5 tokenizer files (tokenizer.json or spiece.model)."""
+    return any((Path(folder) / n).is_file() for n in _TOKENIZER_FILES[:2])
+
+
+def t5_vocab_size(path: Path) -> int | None:
+    """A T5 weight file -> its embedding's vocabulary size (safetensors: from the header), or None."""
+    path = Path(path)
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                for key in ("shared.weight", "encoder.embed_tokens.weight"):
+                    if key in f.keys():
+                        return int(f.get_slice(key).get_shape()[0])
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"{path.name} is not a readable safetensors file ({e})") from e
+        return None
+    sd = read_state_dict(path)
+    emb = sd.get("shared.weight", sd.get("encoder.embed_tokens.weight"))
+    return None if emb is None else int(emb.shape[0])
 
 
 def _load_tokenizer(folder: Path):
     from transformers import AutoTokenizer
     if not folder.is_dir():
-        raise FileNotFoundError(f"T5 tokenizer folder {folder} does not exist; give the folder holding "
-                                f"tokenizer.json (or spiece.model) and tokenizer_config.json")
+        raise MissingFileError(f"T5 tokenizer folder {folder} does not exist; give the folder holding "
+                               f"tokenizer.json (or spiece.model) and tokenizer_config.json")
     if not any((folder / n).is_file() for n in _TOKENIZER_FILES):
-        raise FileNotFoundError(f"{folder} holds no tokenizer files (expected {', '.join(_TOKENIZER_FILES)}); "
-                                "copy them from the model's Hugging Face folder")
+        raise MissingFileError(f"{folder} holds no tokenizer files (expected {', '.join(_TOKENIZER_FILES)}); "
+                               "copy them from the model's Hugging Face folder")
     try:
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError, ImportError) as e:
-        raise RuntimeError(f"could not load the tokenizer in {folder} ({e}). A folder with only "
-                           "spiece.model needs the `sentencepiece` package; tokenizer.json needs only "
-                           "`tokenizers`") from e
+        raise UserError(f"could not load the tokenizer in {folder} ({e}). A folder with only "
+                        "spiece.model needs the `sentencepiece` package; tokenizer.json needs only "
+                        "`tokenizers`") from e
 
 
 class T5TextEncoder(nn.Module):
@@ -133,7 +163,7 @@ class T5TextEncoder(nn.Module):
         """Local HF folder, or one weight file + tokenizer folder -> encoder. Never downloads."""
         path = Path(folder_or_file)
         if not path.exists():
-            raise FileNotFoundError(f"T5 weights not found at {path}; give a folder with config.json, "
+            raise MissingFileError(f"T5 weights not found at {path}; give a folder with config.json, "
                                     "model.safetensors and tokenizer files, or a .safetensors file and "
                                     "tokenizer=<folder>")
         config = None
@@ -145,8 +175,8 @@ class T5TextEncoder(nn.Module):
             tok_folder = Path(tokenizer) if tokenizer is not None else path
         else:
             if tokenizer is None:
-                raise ValueError(f"{path.name} is a single weight file; pass tokenizer=<folder with "
-                                 "tokenizer.json / spiece.model> (e.g. the model's Hugging Face folder)")
+                raise UserError(f"{path.name} is a single weight file; pass tokenizer=<folder with "
+                                "tokenizer.json / spiece.model> (e.g. the model's Hugging Face folder)")
             from .load import require_kind
             sd = read_state_dict(path)
             require_kind(sd, "t5", path)
@@ -168,6 +198,15 @@ class T5TextEncoder(nn.Module):
         self.model.save_pretrained(str(folder), safe_serialization=True)
         self.tokenizer.save_pretrained(str(folder))
         return folder
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens a prompt may have (EOS included); longer prompts are cut."""
+        return self.max_length
+
+    def count_tokens(self, prompt: str) -> int:
+        """A prompt -> how many tokens it has (EOS included), before any cut."""
+        return len(self.tokenizer(prompt, add_special_tokens=True)["input_ids"])
 
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

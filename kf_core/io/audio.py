@@ -1,12 +1,15 @@
-"""Audio files and waveforms: `read_audio`, `write_audio` (WAV / FLAC), `resample`, `fit_length`.
+"""Audio files and waveforms: `read_audio`, `write_audio` / `AudioWriter` (WAV / FLAC), `resample`, `fit_length`.
 
-Waveforms are float32 [C, T] in [-1, 1]. Writes are atomic and never overwrite (see `paths`).
+Waveforms are float32 [C, T] in [-1, 1]; writers also take an iterable of [C,n] chunks (`stream`),
+so a long track is written as it is made. Writes are atomic and never overwrite (see `paths`).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import av
@@ -15,8 +18,10 @@ import torch
 
 from .errors import MediaError, check_media_file
 from .paths import atomic_output
+from .stream import as_wave, audio_frames, iter_chunks, layout as _layout, reframe
 
-__all__ = ["read_audio", "write_audio", "resample", "fit_length", "as_wave", "WAV_FORMATS"]
+__all__ = ["read_audio", "audio_info", "write_audio", "AudioWriter", "check_audio_path", "resample", "resample_stream", "fit_length", "as_wave",
+           "WAV_FORMATS", "AUDIO_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
@@ -24,21 +29,7 @@ log = logging.getLogger(__name__)
 WAV_FORMATS = {"s16": ("pcm_s16le", "s16", True), "s32": ("pcm_s32le", "s32", True),
                "f32": ("pcm_f32le", "flt", False)}
 _CHUNK = 4096
-
-
-def as_wave(wave, what: str = "audio") -> np.ndarray:
-    """Tensor/array [C,T] or [T] in, contiguous float32 numpy [C,T] out; rejects NaN/inf and C > 8."""
-    x = wave.detach().to("cpu", torch.float32).numpy() if isinstance(wave, torch.Tensor) \
-        else np.asarray(wave, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[None]
-    if x.ndim != 2 or not 1 <= x.shape[0] <= 8:
-        raise MediaError(None, f"{what} must be a waveform [channels, samples] with 1..8 channels, "
-                         f"got shape {tuple(x.shape)}", "pass one clip, e.g. wave[0] of a [B,C,T] batch")
-    if not np.isfinite(x).all():
-        raise MediaError(None, f"{what} contains NaN or infinite samples",
-                         "the generation diverged; try another seed or fewer guidance")
-    return np.ascontiguousarray(x, dtype=np.float32)
+AUDIO_SUFFIXES = (".wav", ".flac")
 
 
 def fit_length(wave: np.ndarray, samples: int) -> np.ndarray:
@@ -49,19 +40,18 @@ def fit_length(wave: np.ndarray, samples: int) -> np.ndarray:
     return np.concatenate([wave, np.zeros((c, samples - t), np.float32)], axis=1)
 
 
-def _layout(channels: int) -> av.AudioLayout:
-    return av.AudioLayout({1: "mono", 2: "stereo"}.get(channels, channels))
-
-
-def _frames_of(wave: np.ndarray, sample_rate: int, start_pts: int = 0, chunk: int = _CHUNK):
-    """[C,T] float32 in, planar float AudioFrames of `chunk` samples (pts in samples) out."""
-    layout = _layout(wave.shape[0])
-    for s in range(0, wave.shape[1], chunk):
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, s:s + chunk]),
-                                           format="fltp", layout=layout)
-        frame.sample_rate = sample_rate
-        frame.pts = start_pts + s
-        yield frame
+def resample_stream(chunks: Iterable[np.ndarray], sample_rate: int, new_rate: int) -> Iterator[np.ndarray]:
+    """[C,n] float32 chunks at sample_rate in, [C,m] chunks at new_rate out (FFmpeg's swresample,
+    run as a stream; the total is within a few samples of T·new/old — callers fix the length)."""
+    rs = None
+    for frame in audio_frames(reframe(chunks, _CHUNK), sample_rate):
+        if rs is None:
+            rs = av.AudioResampler(format="fltp", layout=frame.layout, rate=new_rate)
+        for f in rs.resample(frame):
+            yield f.to_ndarray()
+    if rs is not None:
+        for f in rs.resample(None):
+            yield f.to_ndarray()
 
 
 def resample(wave, sample_rate: int, new_rate: int) -> torch.Tensor:
@@ -71,13 +61,20 @@ def resample(wave, sample_rate: int, new_rate: int) -> torch.Tensor:
     want = int(round(x.shape[1] * new_rate / sample_rate))
     if new_rate == sample_rate:
         return torch.from_numpy(x.copy())
-    rs = av.AudioResampler(format="fltp", layout=_layout(x.shape[0]), rate=new_rate)
-    parts = []
-    for frame in _frames_of(x, sample_rate):
-        parts += [f.to_ndarray() for f in rs.resample(frame)]
-    parts += [f.to_ndarray() for f in rs.resample(None)]
+    parts = list(resample_stream([x], sample_rate, new_rate))
     y = np.concatenate(parts, axis=1) if parts else np.zeros((x.shape[0], 0), np.float32)
     return torch.from_numpy(fit_length(y.astype(np.float32), want))
+
+
+def audio_info(path: str | os.PathLike) -> tuple[int, float, int]:
+    """An audio file -> (channels, seconds, sample rate) from its header."""
+    p = check_media_file(path)
+    with av.open(str(p), metadata_errors="replace") as f:
+        if not f.streams.audio:
+            raise MediaError(p, "has no audio track", "give a file that contains sound")
+        s = f.streams.audio[0]
+        seconds = float(s.duration * s.time_base) if s.duration else float(f.duration or 0) / av.time_base
+        return s.channels, seconds, s.codec_context.sample_rate
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int | None = None,
@@ -86,7 +83,7 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = None,
     to `sample_rate` when given (exact length round(T·new/old)), channels averaged when `mono`."""
     p = check_media_file(path)
     try:
-        container = av.open(str(p))
+        container = av.open(str(p), metadata_errors="replace")
     except av.FFmpegError as e:
         raise MediaError(p, f"cannot be opened as audio ({e.__class__.__name__}: {e})",
                          "give a .wav, .flac, .mp3 or a video with a sound track") from e
@@ -117,34 +114,123 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = None,
     return out, int(rate)
 
 
-def write_audio(path: str | os.PathLike, wave, sample_rate: int, *, sample_format: str = "s16",
-                check_cancel: Callable[[], None] | None = None) -> Path:
-    """Waveform [C,T] (float, [-1,1]) in, the written .wav/.flac path out — never overwriting (a
-    numbered name instead) and atomic. `sample_format`: "s16" (default), "s32", or "f32" (WAV only);
-    integer formats clip to [-1, 1]."""
+def check_audio_path(path: str | os.PathLike, sample_format: str = "s16") -> Path:
+    """An audio output path in, the same Path out if write_audio can write it (.wav/.flac, a format
+    the container holds, not a folder); MediaError otherwise. Writes nothing."""
     p = Path(path)
     suffix = p.suffix.lower()
-    if suffix not in (".wav", ".flac"):
+    if p.is_dir():
+        raise MediaError(p, "is a folder", "give a file name such as folder/sound.wav")
+    if suffix not in AUDIO_SUFFIXES:
         raise MediaError(p, f"cannot write audio as {suffix or 'a file without extension'}",
                          "use a .wav or .flac file name")
     if sample_format not in WAV_FORMATS:
-        raise ValueError(f"sample_format must be one of {sorted(WAV_FORMATS)}, got {sample_format!r}")
-    pcm, av_format, flac_ok = WAV_FORMATS[sample_format]
-    if suffix == ".flac" and not flac_ok:
+        raise MediaError(None, f"sample_format must be one of {sorted(WAV_FORMATS)}, got {sample_format!r}")
+    if suffix == ".flac" and not WAV_FORMATS[sample_format][2]:
         raise MediaError(p, "FLAC cannot store 32-bit float samples", "use sample_format='s16' or 's32', or .wav")
+    return p
+
+
+def _check_rate(sample_rate) -> None:
     if not (isinstance(sample_rate, int) and 1000 <= sample_rate <= 768000):
-        raise ValueError(f"sample_rate must be an integer in 1000..768000 Hz, got {sample_rate!r}")
-    x = as_wave(wave)
-    if sample_format != "f32":
-        x = np.clip(x, -1.0, 1.0)
-    with atomic_output(p) as pending:
-        with av.open(str(pending.tmp), "w") as out:
-            stream = out.add_stream("flac" if suffix == ".flac" else pcm, rate=sample_rate,
-                                    layout=_layout(x.shape[0]))
-            stream.codec_context.format = av_format
-            for i, frame in enumerate(_frames_of(x, sample_rate)):
-                if check_cancel is not None and i % 16 == 0:
-                    check_cancel()
-                out.mux(stream.encode(frame))
-            out.mux(stream.encode(None))
-    return pending.path
+        raise MediaError(None, f"sample_rate must be an integer in 1000..768000 Hz, got {sample_rate!r}")
+
+
+class AudioWriter:
+    """`with AudioWriter(path, sr) as w: w.write(chunk [C,n]); ...` -> `w.path`, the published file.
+
+    The same rules as `write_audio` (atomic, never overwriting); the file is opened on the first
+    chunk (which sets the channel count) and published when the block ends without an exception."""
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int, *, sample_format: str = "s16",
+                 check_cancel: Callable[[], None] | None = None) -> None:
+        self.wanted = check_audio_path(path, sample_format)
+        _check_rate(sample_rate)
+        self.sample_rate, self.sample_format, self.check_cancel = sample_rate, sample_format, check_cancel
+        self.path: Path | None = None
+        self.samples = 0
+        self._stack = contextlib.ExitStack()
+        self._out = self._stream = None
+        self._rest: np.ndarray | None = None  # samples short of a whole encoder frame
+        self._blocks = 0
+
+    def __enter__(self) -> "AudioWriter":
+        self._pending = self._stack.enter_context(atomic_output(self.wanted))
+        return self
+
+    def _open(self, channels: int) -> None:
+        pcm, av_format, _ = WAV_FORMATS[self.sample_format]
+        self._out = av.open(str(self._pending.tmp), "w")
+        flac = self.wanted.suffix.lower() == ".flac"
+        self._stream = self._out.add_stream("flac" if flac else pcm, rate=self.sample_rate, layout=_layout(channels))
+        self._stream.codec_context.format = av_format
+        self.channels = channels
+
+    def _encode(self, block: np.ndarray) -> None:
+        if self.check_cancel is not None and self._blocks % 16 == 0:
+            self.check_cancel()
+        self._blocks += 1
+        for frame in audio_frames([block], self.sample_rate, self.samples):
+            self._out.mux(self._stream.encode(frame))
+        self.samples += block.shape[1]
+
+    def write(self, chunk) -> None:
+        """Append a waveform chunk [C,n] (float, [-1, 1]; integer formats clip)."""
+        for x in iter_chunks(chunk):
+            if self._out is None:
+                self._open(x.shape[0])
+            elif x.shape[0] != self.channels:
+                raise MediaError(self.wanted, f"a chunk has {x.shape[0]} channels, the file {self.channels}",
+                                 "give every chunk the same channels")
+            if self.sample_format != "f32":
+                x = np.clip(x, -1.0, 1.0)
+            if self._rest is not None:  # whole encoder frames only, until the end
+                x = np.concatenate([self._rest, x], axis=1)
+            whole = x.shape[1] // _CHUNK * _CHUNK
+            for s in range(0, whole, _CHUNK):
+                self._encode(x[:, s:s + _CHUNK])
+            self._rest = x[:, whole:] if whole < x.shape[1] else None
+
+    def _finish(self) -> None:
+        if self._out is None:
+            raise MediaError(self.wanted, "no audio was written", "give a waveform with samples")
+        if self._rest is not None:
+            self._encode(self._rest)
+            self._rest = None
+        self._out.mux(self._stream.encode(None))
+        out, self._out = self._out, None
+        out.close()
+
+    def _close_quietly(self) -> None:
+        out, self._out = self._out, None
+        if out is not None:
+            with contextlib.suppress(Exception):
+                out.close()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            try:
+                self._finish()
+            except BaseException:
+                self._close_quietly()
+                if not self._stack.__exit__(*sys.exc_info()):  # deletes the temp file (and names the real path)
+                    raise
+                return False
+        else:
+            self._close_quietly()
+        suppressed = self._stack.__exit__(exc_type, exc, tb)
+        self.path = self._pending.path
+        return bool(suppressed)
+
+
+def write_audio(path: str | os.PathLike, wave, sample_rate: int, *, sample_format: str = "s16",
+                check_cancel: Callable[[], None] | None = None) -> Path:
+    """Waveform [C,T] (float, [-1,1]) or an iterable of [C,n] chunks in, the written .wav/.flac path
+    out — never overwriting (a numbered name instead) and atomic. `sample_format`: "s16" (default),
+    "s32", or "f32" (WAV only); integer formats clip to [-1, 1]."""
+    if isinstance(wave, (torch.Tensor, np.ndarray)):
+        as_wave(wave)  # a bad waveform is refused before any file exists
+    with AudioWriter(path, sample_rate, sample_format=sample_format, check_cancel=check_cancel) as w:
+        for chunk in iter_chunks(wave):
+            w.write(chunk)
+    return w.path

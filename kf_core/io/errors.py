@@ -4,13 +4,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["MediaError", "check_media_file", "check_dimensions", "MAX_PIXELS_PER_SIDE"]
+from ..errors import MissingFileError, UserError
+
+__all__ = ["MediaError", "MediaFileNotFound", "check_media_file", "check_dimensions", "MAX_PIXELS_PER_SIDE"]
 
 # Larger than any real video (8K is 7680); anything above is a corrupt header or a mistake.
 MAX_PIXELS_PER_SIDE = 16384
 
 
-class MediaError(ValueError):
+class MediaError(UserError):
     """A media file (or frame batch) that cannot be used; the message names it and says what to do."""
 
     def __init__(self, path: str | os.PathLike | None, problem: str, advice: str = "") -> None:
@@ -23,12 +25,19 @@ class MediaError(ValueError):
         super().__init__(text)
 
 
+class MediaFileNotFound(MediaError, MissingFileError):
+    """A media file that does not exist (also a FileNotFoundError)."""
+
+
 def check_media_file(path: str | os.PathLike) -> Path:
     """Path in, the same Path out if it names a non-empty regular file; MediaError otherwise."""
     p = Path(path)
     if not p.exists():
-        raise MediaError(p, "file not found", "check the path (relative paths are resolved from "
-                         f"{Path.cwd()})")
+        if os.path.islink(p):
+            raise MediaFileNotFound(p, "is a broken link (its target does not exist)",
+                                    "point it at the file again, or give the file itself")
+        raise MediaFileNotFound(p, "file not found", "check the path (relative paths are resolved from "
+                                f"{Path.cwd()})")
     if p.is_dir():
         raise MediaError(p, "is a folder, not a media file", "give the path of a video or audio file")
     size = p.stat().st_size

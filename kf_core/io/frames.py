@@ -1,10 +1,23 @@
 """Frames by time: sample a video file or an IMAGE batch at target rates (8 fps visual, 25 fps sync).
 
-The rule (the same for files and for frame tensors): output frame k of a stream at rate `fps`
-is **the frame shown at time t_k = start + k/fps**, i.e. the last frame whose presentation time is
-≤ t_k + 0.1 ms (sample-and-hold: a 16 fps source gives each frame to 25 fps targets once or twice;
-the 0.1 ms tolerance absorbs float rounding where a frame and a target coincide). Times are
-seconds from the first frame. A target before the first frame takes the first frame.
+Which frame a target time takes is the stream's **timing policy** (`StreamSpec.timing`), the
+same for files and for frame tensors. Times are seconds from the first frame; the stream's target
+clock starts at `start`:
+
+- "on_screen" (Kling-Foley): output frame k is **the frame shown at t_k = start + k/fps**, i.e.
+  the last frame whose presentation time is <= t_k + 0.1 ms (sample-and-hold: a 16 fps source
+  gives each frame to 25 fps targets once or twice; the 0.1 ms tolerance absorbs float rounding
+  where a frame and a target coincide). A target before the first frame takes the first frame.
+- "mmaudio" (MMAudio's `load_video`, which its networks were used with): the target clock starts
+  at `start` and adds 1/fps in float64 per output frame (so t_k accumulates rounding error, as
+  MMAudio's does), and target k takes **the first frame whose time is >= t_k**, compared exactly.
+  Where a frame and a target coincide, the accumulated error usually makes the target a hair
+  later, so MMAudio takes the next frame (25 fps video, 25 fps sync stream: 175 of 192 frames are
+  one frame later than the one on screen). Targets after the last frame, inside its display
+  time, take the last frame (MMAudio drops them and shortens the clip instead).
+
+`StreamSpec.skip` drops the clock's first ticks: a long clip encoded in pieces continues one clock
+and gets exactly the frames of a single pass.
 
 How many frames: `count` if given, else int(duration · fps) — `SeqConfig.visual_len` for the visual
 stream; for the sync stream pass `count=SeqConfig.sync_frames` (see `streams_for`). `duration`
@@ -34,24 +47,29 @@ from .resize import MODES, resize_frames, rotate
 from .video import decode_frames, open_video, probe
 
 __all__ = ["StreamSpec", "streams_for", "sample_streams", "sample_frames", "frames_from_images",
-           "TIME_EPSILON"]
+           "target_times", "TIME_EPSILON", "TIMINGS"]
 
 log = logging.getLogger(__name__)
 
 TIME_EPSILON = 1e-4  # seconds; far below any frame interval (0.1 ms = 10 000 fps)
 PRESHRINK = 2  # decoded frames larger than 4x the output are first area-shrunk to 2x the output
+TIMINGS = ("on_screen", "mmaudio")  # frame-timing policies (module doc)
 
 
 @dataclass(frozen=True)
 class StreamSpec:
     """One target stream: `fps`, output `size` (square), resize `mode`, optional frame `count`,
-    and `min_count` frames the caller cannot do without (16 for one sync segment)."""
+    `min_count` frames the caller cannot do without (16 for one sync segment), the frame-`timing`
+    policy ("on_screen" | "mmaudio", module doc) and `skip` clock ticks dropped before the first
+    output frame."""
 
     fps: float
     size: int
     mode: str = "squash"
     count: int | None = None
     min_count: int = 1
+    timing: str = "on_screen"
+    skip: int = 0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.fps, (int, float)) and 0 < float(self.fps) <= 1000):
@@ -61,23 +79,45 @@ class StreamSpec:
             raise ValueError(f"StreamSpec.mode must be one of {MODES}, got {self.mode!r}")
         if self.count is not None and self.count < 0:
             raise ValueError(f"StreamSpec.count must be >= 0, got {self.count}")
+        if self.timing not in TIMINGS:
+            raise ValueError(f"StreamSpec.timing must be one of {TIMINGS}, got {self.timing!r}")
+        if isinstance(self.skip, bool) or not isinstance(self.skip, int) or self.skip < 0:
+            raise ValueError(f"StreamSpec.skip must be a whole number of frames >= 0, got {self.skip!r}")
 
     @classmethod
     def of(cls, spec: "StreamSpec | tuple") -> "StreamSpec":
         return spec if isinstance(spec, StreamSpec) else cls(*spec)
 
 
-def streams_for(seq: SeqConfig, *, visual_size: int = 224, sync_size: int = 224) -> dict[str, StreamSpec]:
-    """SeqConfig in, the {"visual", "sync"} StreamSpecs whose counts are its visual_len / sync_frames."""
+def streams_for(seq: SeqConfig, *, visual_size: int = 224, sync_size: int = 224,
+                sync_mode: str = "crop", timing: str = "on_screen") -> dict[str, StreamSpec]:
+    """SeqConfig in, the {"visual", "sync"} StreamSpecs whose counts are its visual_len / sync_frames
+    (`sync_mode`: how the sync encoder wants frames fitted, its config's `resize`; `timing`: the
+    frame-timing policy, module doc)."""
     return {
-        "visual": StreamSpec(seq.visual_fps, visual_size, "squash", count=seq.visual_len),
-        "sync": StreamSpec(seq.sync_fps, sync_size, "crop", count=seq.sync_frames,
-                           min_count=seq.sync_segment),
+        "visual": StreamSpec(seq.visual_fps, visual_size, "squash", count=seq.visual_len, timing=timing),
+        "sync": StreamSpec(seq.sync_fps, sync_size, sync_mode, count=seq.sync_frames,
+                           min_count=seq.sync_segment, timing=timing),
     }
 
 
+def target_times(spec: StreamSpec, count: int, start: float = 0.0) -> np.ndarray:
+    """Stream spec, output count, clock start (s) -> float64 [count] target times of output frames
+    (ticks spec.skip .. spec.skip + count - 1 of the stream's clock; module doc)."""
+    n = spec.skip + count
+    if spec.timing == "mmaudio":  # MMAudio's clock: next = start; next += 1 / fps per frame taken
+        out = np.empty(n, dtype=np.float64)
+        t, step = float(start), 1 / float(spec.fps)
+        for k in range(n):
+            out[k] = t
+            t += step
+    else:
+        out = start + np.arange(n, dtype=np.float64) / float(spec.fps)
+    return out[spec.skip:]
+
+
 def _target_count(spec: StreamSpec, duration: float) -> int:
-    return spec.count if spec.count is not None else int(duration * spec.fps)
+    return spec.count if spec.count is not None else max(0, int(duration * spec.fps) - spec.skip)
 
 
 def _check_long_enough(name: str, spec: StreamSpec, duration: float, path) -> None:
@@ -92,18 +132,23 @@ class _Collector:
     """Fills one stream's output [T,3,S,S] as frames arrive in time order (sample-and-hold)."""
 
     def __init__(self, spec: StreamSpec, count: int, start: float) -> None:
-        self.spec, self.count, self.start = spec, count, start
+        self.spec, self.count = spec, count
+        self.targets = target_times(spec, count, start)
         self.out = torch.empty(count, 3, spec.size, spec.size, dtype=torch.uint8)
         self.filled = 0
         self._cache_key: int | None = None
         self._cache: torch.Tensor | None = None
 
     def next_target(self) -> float | None:
-        return self.start + self.filled / self.spec.fps if self.filled < self.count else None
+        return float(self.targets[self.filled]) if self.filled < self.count else None
 
-    def fill_until(self, limit: float, key: int, rgb: Callable[[], torch.Tensor]) -> None:
-        """Give frame `key` (RGB from `rgb()`) to every pending target < limit."""
-        while self.filled < self.count and self.next_target() < limit:
+    def fill_until(self, limit: float, key: int, rgb: Callable[[], torch.Tensor], *,
+                   inclusive: bool = False) -> None:
+        """Give frame `key` (RGB from `rgb()`) to every pending target < limit (<= when inclusive)."""
+        while self.filled < self.count:
+            t = self.targets[self.filled]
+            if not (t < limit or (inclusive and t <= limit)):
+                break
             if self._cache_key != key:  # resize each source frame once per stream
                 self._cache = resize_frames(rgb(), self.spec.size, self.spec.mode)[0]
                 self._cache_key = key
@@ -153,7 +198,8 @@ def sample_streams(path: str | os.PathLike, streams: Mapping[str, StreamSpec | t
         _check_long_enough(name, spec, duration, info.path)
     collectors = {name: _Collector(spec, _target_count(spec, duration), start)
                   for name, spec in specs.items()}
-    _run_collectors(info, collectors, start, check_cancel)
+    firsts = [float(c.targets[0]) for c in collectors.values() if c.count]
+    _run_collectors(info, collectors, min(firsts) if firsts else start, check_cancel)
     out = {}
     for name, c in collectors.items():
         if c.filled < c.count:
@@ -165,12 +211,17 @@ def sample_streams(path: str | os.PathLike, streams: Mapping[str, StreamSpec | t
 
 def _run_collectors(info, collectors: dict[str, _Collector], start: float,
                     check_cancel: Callable[[], None] | None) -> None:
+    """Decode from the key frame before `start` (the earliest target) and feed every collector by
+    its timing policy: "on_screen" gives the frame held on screen to the targets before the next
+    frame; "mmaudio" gives each frame to the pending targets at or before its own time."""
     held = None  # (time, key, frame): the frame on screen until the next one arrives
     held_rgb: list = [None, None]  # [key, tensor]: RGB of the held frame, made only if needed
     step = 1.0 / info.fps if info.fps > 0 else 0.04
     # 1080p -> 224: let swscale do the first, cheap area shrink to 2x the largest output size,
     # the bicubic antialiased resize does the rest (5x faster than bicubic from full size)
     shrink = PRESHRINK * max(c.spec.size for c in collectors.values())
+    on_screen = [c for c in collectors.values() if c.spec.timing == "on_screen"]
+    first_after = [c for c in collectors.values() if c.spec.timing == "mmaudio"]
 
     def rgb_of(key, frame):
         def make():
@@ -186,10 +237,12 @@ def _run_collectors(info, collectors: dict[str, _Collector], start: float,
         for key, (t, frame) in enumerate(decode_frames(
                 container, stream, origin=info.start_time, start=start,
                 check_cancel=check_cancel, path=info.path)):
+            for c in first_after:
+                c.fill_until(t, key, rgb_of(key, frame), inclusive=True)
             if held is None and t > start + TIME_EPSILON:
                 held = (t, key, frame)  # targets before the first frame take the first frame
             if held is not None:
-                for c in collectors.values():
+                for c in on_screen:
                     c.fill_until(t - TIME_EPSILON, held[1], rgb_of(held[1], held[2]))
             held = (t, key, frame)
             if not pending():
@@ -203,11 +256,11 @@ def _run_collectors(info, collectors: dict[str, _Collector], start: float,
 
 def sample_frames(path: str | os.PathLike, fps: float, *, size: int, mode: str = "squash",
                   count: int | None = None, duration: float | None = None, start: float = 0.0,
-                  min_count: int = 1, dtype: torch.dtype = torch.uint8,
+                  min_count: int = 1, dtype: torch.dtype = torch.uint8, timing: str = "on_screen",
                   check_cancel: Callable[[], None] | None = None) -> torch.Tensor:
-    """Video path in, [T,3,size,size] frames shown at start + k/fps out (uint8 0..255; a float
-    dtype gives 0..1). T = count, else int(duration·fps). See the module doc for the exact rule."""
-    spec = StreamSpec(fps, size, mode, count, min_count)
+    """Video path in, [T,3,size,size] frames for the targets start + k/fps out (uint8 0..255; a
+    float dtype gives 0..1). T = count, else int(duration·fps). The module doc gives the rules."""
+    spec = StreamSpec(fps, size, mode, count, min_count, timing)
     x = sample_streams(path, {"frames": spec}, duration=duration, start=start,
                        check_cancel=check_cancel)["frames"]
     return x if dtype == torch.uint8 else x.to(dtype) / 255.0
@@ -222,9 +275,11 @@ def _as_uint8(images: torch.Tensor) -> torch.Tensor:
 
 def frames_from_images(images: torch.Tensor, fps: float | None, target_fps: float, *, size: int,
                        mode: str = "squash", count: int | None = None, duration: float | None = None,
-                       start: float = 0.0, timestamps=None, min_count: int = 1) -> torch.Tensor:
-    """IMAGE batch [N,H,W,3] (float 0..1 or uint8) + its fps in, uint8 [T,3,size,size] frames shown
-    at start + k/target_fps out — the same rule (and the same frames) as `sample_frames` on a file.
+                       start: float = 0.0, timestamps=None, min_count: int = 1, timing: str = "on_screen",
+                       skip: int = 0) -> torch.Tensor:
+    """IMAGE batch [N,H,W,3] (float 0..1 or uint8) + its fps in, uint8 [T,3,size,size] frames for
+    the targets start + k/target_fps out — the same rules (and the same frames) as `sample_frames`
+    on a file.
 
     Frame i is shown from i/fps (or from `timestamps[i]` seconds for variable frame rate, which
     must increase) until the next frame; the batch lasts N/fps (VFR: last timestamp + the last
@@ -255,15 +310,18 @@ def frames_from_images(images: torch.Tensor, fps: float | None, target_fps: floa
         raise MediaError(None, f"start {start:.2f} s is past the end of the {end:.2f} s frames",
                          "choose an earlier start")
     duration = avail if duration is None else min(duration, avail)
-    spec = StreamSpec(target_fps, size, mode, count, min_count)
+    spec = StreamSpec(target_fps, size, mode, count, min_count, timing, skip)
     _check_long_enough("requested", spec, duration, None)
     want = _target_count(spec, duration)
-    targets = start + np.arange(want, dtype=np.float64) / float(target_fps)
+    targets = target_times(spec, want, start)
     targets = targets[targets < end - TIME_EPSILON]  # nothing is invented past the end
     if len(targets) < want:
         log.warning("IMAGE batch: got %d of %d frames at %g fps; the frames end at %.3f s",
                     len(targets), want, target_fps, end)
-    idx = np.searchsorted(times, targets + TIME_EPSILON, side="right") - 1
+    if timing == "mmaudio":  # the first frame at or after the target (the last one past it)
+        idx = np.searchsorted(times, targets, side="left")
+    else:  # the frame on screen: the last one at or before the target
+        idx = np.searchsorted(times, targets + TIME_EPSILON, side="right") - 1
     idx = np.clip(idx, 0, n - 1)
     uniq, inverse = np.unique(idx, return_inverse=True)
     out = torch.empty(len(uniq), 3, size, size, dtype=torch.uint8)

@@ -6,7 +6,9 @@ and an assumed rate — variable frame rate files are ordinary input.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -57,7 +59,8 @@ class VideoInfo:
 
 def _open_container(path: Path) -> av.container.InputContainer:
     try:
-        return av.open(str(path), mode="r")
+        # metadata_errors="replace": tags in another encoding (Latin-1, damaged) must not stop the file
+        return av.open(str(path), mode="r", metadata_errors="replace")
     except av.FFmpegError as e:  # InvalidDataError, no demuxer found, ...
         hint = ("it is an audio file; give a video" if path.suffix.lower() in _AUDIO_SUFFIXES
                 else "the file is not a video PyAV/FFmpeg can read, or it is truncated/corrupt; "
@@ -76,6 +79,9 @@ def open_video(path: str | os.PathLike) -> Iterator[tuple[av.container.InputCont
             raise MediaError(p, f"has no video stream (it is {kind} without pictures)",
                              "give a video file such as .mp4, .mov, .mkv or .webm")
         stream = container.streams.video[0]
+        if stream.codec_context is None:
+            raise MediaError(p, "its video stream uses a codec FFmpeg cannot decode (or its header is damaged)",
+                             "re-export the video as .mp4 (H.264)")
         if stream.codec_context.name in _TEXT_CODECS or container.format.name == "tty":
             raise MediaError(p, "cannot be opened as media: it is a text file, not a video",
                              "give a video file such as .mp4, .mov, .mkv or .webm")
@@ -122,7 +128,11 @@ def decode_frames(container, stream, *, origin: float = 0.0, start: float = 0.0,
     step = 1.0 / float(stream.average_rate or stream.guessed_rate or 25)  # only for pts-less frames
     if start > 0:
         target = origin + start
-        container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
+        try:
+            container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
+        except av.FFmpegError as e:
+            raise MediaError(path, f"cannot seek to {start:.2f} s ({e.__class__.__name__}: {e})",
+                             "the file is damaged or not seekable; re-export it") from e
     prev: float | None = None
     count = 0
     try:
@@ -162,7 +172,21 @@ def _scan_end(container, stream, path: Path) -> tuple[float, int]:
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Path of a video in, VideoInfo out (decodes one frame; scans the file only if it states no
     duration). Raises MediaError for missing, empty, non-video, undecodable or absurdly sized files."""
-    p = Path(path)
+    p = check_media_file(path)
+    st = p.stat()
+    try:  # the same unchanged file is probed once (a long clip is read span by span, window by window)
+        return _probe_cached(str(p), os.getcwd(), st.st_ino, st.st_size, st.st_mtime_ns)
+    except av.FFmpegError as e:  # anything FFmpeg refuses in a damaged file that the steps below did not name
+        raise MediaError(p, f"cannot be read ({e.__class__.__name__}: {e})",
+                         "the file is damaged; re-export it as .mp4 (H.264)") from e
+
+
+@functools.lru_cache(maxsize=64)
+def _probe_cached(path: str, cwd: str, inode: int, size: int, mtime_ns: int) -> VideoInfo:
+    return _probe(Path(path))
+
+
+def _probe(p: Path) -> VideoInfo:
     with open_video(p) as (container, stream):
         tb = stream.time_base or Fraction(1, 1)
         first = None
@@ -182,9 +206,9 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         elif container.duration:
             duration = float(container.duration) / av.time_base - max(
                 start_time - float(container.start_time or 0) / av.time_base, 0.0)
-        if duration is None or duration <= 0:
-            container.seek(0)
-            duration, counted = _scan_end(container, stream, p)
+        if duration is None or duration <= 0 or not math.isfinite(duration):
+            with open_video(p) as (again, vs):  # a fresh pass: some damaged files cannot seek back
+                duration, counted = _scan_end(again, vs, p)
             frames = frames or counted
             if fps <= 0 and duration > 0:
                 fps = counted / duration

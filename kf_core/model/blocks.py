@@ -2,6 +2,10 @@
 
 Shapes: B batch, L tokens of one stream, S tokens of all streams together, D width, H heads,
 hd head dim (64), C latent channels. Conditioning c is [B, 1, D] (global) or [B, L, D] (per token).
+
+Padding: a stream's mask [B, L] (True = real token) or None. Attention hides masked keys; every
+time conv (kernel > 1) reads its input with the padding zeroed (`zero_padding`), so a clip in a
+padded batch computes exactly what it computes alone. None takes the unmasked path unchanged.
 """
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .embeddings import ChannelLastConv1d, SwiGLU
+from .embeddings import ChannelLastConv1d, SwiGLU, zero_padding
 from .rope import apply_rope
 
 __all__ = ["ModulationOut", "Modulation", "StreamBlock", "JointBlock", "FinalLayer", "joint_attention",
@@ -69,7 +73,7 @@ class StreamBlock(nn.Module):
                  device=None, dtype=None):
         super().__init__()
         f = dict(device=device, dtype=dtype)
-        self.heads, self.pre_only = heads, pre_only
+        self.heads, self.pre_only, self.kernel = heads, pre_only, kernel
         self.mod = Modulation(dim, double=not pre_only, gated=not pre_only, **f)
         self.qkv = nn.Linear(dim, 3 * dim, **f)                          # rows: [q; k; v], heads (h hd)
         self.q_norm = nn.RMSNorm(dim // heads, **f)
@@ -88,17 +92,21 @@ class StreamBlock(nn.Module):
             q, k = apply_rope(q, rot), apply_rope(k, rot)
         return q, k, v, (m_attn, m_mlp)
 
-    def post_attention(self, x: torch.Tensor, o: torch.Tensor, mods) -> torch.Tensor:
-        """x [B, L, D], attention output o [B, L, D] -> [B, L, D]."""
+    def post_attention(self, x: torch.Tensor, o: torch.Tensor, mods,
+                       mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, L, D], attention output o [B, L, D], mask [B, L] or None -> [B, L, D]."""
         m_attn, m_mlp = mods
+        if mask is not None and self.kernel > 1:
+            o = zero_padding(o, mask)
         x = x + self.out(o) * m_attn.gate                                # B L D
-        return x + self.mlp(modulate(layer_norm(x), m_mlp)) * m_mlp.gate  # B L D
+        return x + self.mlp(modulate(layer_norm(x), m_mlp), mask) * m_mlp.gate  # B L D
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, rot: torch.Tensor | None,
-                key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Audio-only (single) block: self-attention over x [B, L, D] -> [B, L, D]."""
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Audio-only (single) block: self-attention over x [B, L, D] -> [B, L, D]; mask [B, L]
+        hides padded keys and keeps them out of the convs."""
         q, k, v, mods = self.pre_attention(x, c, rot)
-        return self.post_attention(x, joint_attention([q], [k], [v], key_mask)[0], mods)
+        return self.post_attention(x, joint_attention([q], [k], [v], mask)[0], mods, mask)
 
 
 def joint_attention(qs: list[torch.Tensor], ks: list[torch.Tensor], vs: list[torch.Tensor],
@@ -134,16 +142,19 @@ class JointBlock(nn.Module):
 
     def forward(self, a: torch.Tensor, v: torch.Tensor, t: torch.Tensor, c_audio: torch.Tensor,
                 c_global: torch.Tensor, rot_a: torch.Tensor, rot_v: torch.Tensor,
-                key_mask: torch.Tensor | None):
-        """a [B, La, D], v [B, Lv, D], t [B, Lt, D] -> the same three (v, t unchanged if pre_only)."""
+                key_mask: torch.Tensor | None, masks: tuple = (None, None, None)):
+        """a [B, La, D], v [B, Lv, D], t [B, Lt, D] -> the same three (v, t unchanged if pre_only).
+
+        key_mask [B, La+Lv+Lt] or None; masks: the (audio, visual, text) masks for the convs."""
         qa, ka, va, ma = self.audio.pre_attention(a, c_audio, rot_a)
         qv, kv, vv, mv = self.visual.pre_attention(v, c_global, rot_v)
         qt, kt, vt, mt = self.text.pre_attention(t, c_global, None)
         oa, ov, ot = joint_attention([qa, qv, qt], [ka, kv, kt], [va, vv, vt], key_mask)
-        a = self.audio.post_attention(a, oa, ma)                         # B La D
+        am, vm, tm = masks
+        a = self.audio.post_attention(a, oa, ma, am)                     # B La D
         if not self.pre_only:
-            v = self.visual.post_attention(v, ov, mv)                    # B Lv D
-            t = self.text.post_attention(t, ot, mt)                      # B Lt D
+            v = self.visual.post_attention(v, ov, mv, vm)                # B Lv D
+            t = self.text.post_attention(t, ot, mt, tm)                  # B Lt D
         return a, v, t
 
 
@@ -155,6 +166,9 @@ class FinalLayer(nn.Module):
         self.mod = Modulation(dim, double=False, gated=False, device=device, dtype=dtype)
         self.conv = ChannelLastConv1d(dim, out_dim, kernel, device=device, dtype=dtype)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         m, _ = self.mod(c)
-        return self.conv(modulate(layer_norm(x), m))                     # B La C
+        h = modulate(layer_norm(x), m)                                   # B La D
+        if mask is not None and self.conv.kernel_size[0] > 1:
+            h = zero_padding(h, mask)
+        return self.conv(h)                                              # B La C

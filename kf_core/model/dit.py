@@ -8,6 +8,12 @@ conditions, learned empties for missing modalities, sync upsampling to the audio
 feature a_f, pooled global feature g_f incl. duration embeddings, RoPE tables). Per step
 `velocity(x, t, prepared)` runs the audio input projection, N1 joint blocks, N2 audio-only blocks
 and the final layer.
+
+Padded batches (training on clips of different durations): `prepare` takes per-stream masks
+(True = real token, real tokens first) for audio, visual, sync and text. With them every clip of
+the batch computes what it computes alone — attention hides padded keys, pooling skips them, the
+time convs read zeros past a clip's end, the align feature and the visual RoPE scale follow each
+clip's own lengths. Without masks (inference, MMAudio's networks) the unmasked path runs unchanged.
 """
 from __future__ import annotations
 
@@ -16,42 +22,16 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..config import SeqConfig
 from .blocks import FinalLayer, JointBlock, StreamBlock
 from .config import ModelConfig
 from .embeddings import DurationEmbedder, InputProjection, SwiGLU, TimestepEmbedder
-from .rope import aligned_rotations
+from .rope import aligned_rotations, per_clip_visual_rotations
+from .sync import align_feature, segment_aligned
 
 __all__ = ["KlingFoleyDiT", "Prepared", "segment_aligned"]
-
-
-def segment_aligned(s: torch.Tensor, seq: SeqConfig) -> torch.Tensor:
-    """Sync tokens [B, Ls, D] -> one feature per audio latent token [B, La, D], each token placed at
-    the time its frames show.
-
-    The Synchformer reads 16-frame segments with stride 8 and gives 8 tokens per segment, one per
-    2-frame tubelet, so token t of segment k shows frames k·8 + 2t and k·8 + 2t + 1, and every
-    frame pair is seen by two segments. Spreading the Ls tokens evenly over the clip (MMAudio's
-    nearest-exact upsampling) puts the second half of each segment up to ~0.3 s away from its
-    frames; here the two tokens of each frame pair are averaged into one slot per tubelet
-    (12.5 per second) and every audio token takes the slot covering its centre time.
-    """
-    b, ls, d = s.shape
-    per = seq.sync_segment // seq.sync_tokens             # frames per token (2)
-    step = seq.sync_stride // per                         # slots between segment starts (4)
-    n_seg = ls // seq.sync_tokens
-    slot = (torch.arange(n_seg, device=s.device)[:, None] * step
-            + torch.arange(seq.sync_tokens, device=s.device)[None, :]).flatten()      # Ls
-    n_slot = (n_seg - 1) * step + seq.sync_tokens
-    summed = s.new_zeros(b, n_slot, d).index_add_(1, slot, s)                       # B J D
-    count = torch.zeros(n_slot, device=s.device).index_add_(0, slot, torch.ones(ls, device=s.device))
-    slots = summed / count.to(s.dtype)[None, :, None]                               # B J D
-    la = seq.latent_len
-    centre = (torch.arange(la, device=s.device, dtype=torch.float64) + 0.5) * (
-        seq.hop * seq.latent_downsample / seq.sample_rate)                          # La (s)
-    j = torch.floor(centre * seq.sync_fps / per).long().clamp_(0, n_slot - 1)       # La
-    return slots[:, j]                                                              # B La D
 
 
 @dataclass
@@ -64,8 +44,10 @@ class Prepared:
     align: torch.Tensor                  # B La D  a_f: sync upsampled to the audio rate
     global_cond: torch.Tensor            # B D     g_f after the global MLP (t embedding added per step)
     rot_audio: torch.Tensor              # La P 2 2
-    rot_visual: torch.Tensor             # Lv P 2 2
+    rot_visual: torch.Tensor             # Lv P 2 2, or B Lv P 2 2 per clip of a padded batch
     text_maskable: bool = False          # the config masks text padding (cat may pad text)
+    audio_mask: torch.Tensor | None = None   # B La bool (True = real token); None = all real
+    visual_mask: torch.Tensor | None = None  # B Lv bool
 
     @property
     def batch_size(self) -> int:
@@ -104,18 +86,53 @@ class Prepared:
                 m = p.text_mask if p.text_mask is not None else torch.ones(
                     p.text.shape[:2], dtype=torch.bool, device=p.text.device)
                 masks.append(F.pad(m, (0, pad), value=False))
+        per_clip = any(p.rot_visual.ndim == 5 for p in items)
+        rot_v = torch.cat([p.rot_visual if p.rot_visual.ndim == 5 else
+                           p.rot_visual.expand(p.batch_size, *p.rot_visual.shape)
+                           for p in items]) if per_clip else first.rot_visual
         return cls(visual=torch.cat([p.visual for p in items]), text=torch.cat(texts),
                    text_mask=torch.cat(masks) if uses_mask else None,
                    align=torch.cat([p.align for p in items]),
                    global_cond=torch.cat([p.global_cond for p in items]),
-                   rot_audio=first.rot_audio, rot_visual=first.rot_visual, text_maskable=first.text_maskable)
+                   rot_audio=first.rot_audio, rot_visual=rot_v, text_maskable=first.text_maskable,
+                   audio_mask=_cat_masks([p.audio_mask for p in items], [(p.batch_size, p.audio_len) for p in items]),
+                   visual_mask=_cat_masks([p.visual_mask for p in items],
+                                          [tuple(p.visual.shape[:2]) for p in items]))
 
     def to(self, *args, **kwargs) -> "Prepared":
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
         for k, v in moved.items():
-            if isinstance(v, torch.Tensor) and k not in ("text_mask", "rot_audio", "rot_visual"):
+            if isinstance(v, torch.Tensor) and k not in ("text_mask", "audio_mask", "visual_mask",
+                                                        "rot_audio", "rot_visual"):
                 moved[k] = v.to(*args, **kwargs)
         return Prepared(**moved)
+
+
+def _cat_masks(masks: list[torch.Tensor | None], shapes: list[tuple[int, int]]) -> torch.Tensor | None:
+    """Per-item masks (None = all real) -> one [sum B, L] mask, or None when no item has padding."""
+    if all(m is None for m in masks):
+        return None
+    dev = next(m for m in masks if m is not None).device
+    return torch.cat([m if m is not None else torch.ones(shape, dtype=torch.bool, device=dev)
+                      for m, shape in zip(masks, shapes)])
+
+
+def _padding_mask(mask: torch.Tensor | None, batch: int, length: int, name: str, device) -> torch.Tensor | None:
+    """A right-padding mask [B, L] (True = real) checked and on `device`; None when nothing is padded."""
+    if mask is None:
+        return None
+    mask = mask.to(device=device, dtype=torch.bool)
+    if mask.shape != (batch, length):
+        raise ValueError(f"prepare: {name} must be [B={batch}, {length}] for this SeqConfig, got {tuple(mask.shape)}")
+    lens = mask.sum(1)
+    if bool((lens == 0).any()) or not torch.equal(mask, torch.arange(length, device=device)[None] < lens[:, None]):
+        raise ValueError(f"prepare: {name} must mark each clip's real tokens first (True) and its padding "
+                         "after them (False), with at least one real token per clip")
+    return None if bool(mask.all()) else mask
+
+
+def _call(block: nn.Module, *args):
+    return block(*args)
 
 
 def _as_batch(value, batch: int, device) -> torch.Tensor:
@@ -161,6 +178,8 @@ class KlingFoleyDiT(nn.Module):
         self.single_blocks = nn.ModuleList([
             StreamBlock(d, cfg.num_heads, h, cfg.audio_kernel, **f) for _ in range(cfg.num_single)])
         self.final = FinalLayer(d, cfg.latent_dim, cfg.final_kernel, **f)
+        # training option, not architecture: recompute each block's activations in backward
+        self.activation_checkpointing = False
         if device is None or torch.device(device).type != "meta":
             self.init_weights()
 
@@ -191,11 +210,16 @@ class KlingFoleyDiT(nn.Module):
 
     def prepare(self, *, seq: SeqConfig, visual: torch.Tensor | None = None, sync: torch.Tensor | None = None,
                 text: torch.Tensor | None = None, text_mask: torch.Tensor | None = None,
+                visual_mask: torch.Tensor | None = None, sync_mask: torch.Tensor | None = None,
+                audio_mask: torch.Tensor | None = None,
                 seconds_start=0.0, seconds_total=None, batch_size: int | None = None) -> Prepared:
         """Conditions -> Prepared. Missing visual/sync/text use the learned empties.
 
         visual [B, Lv, Dv], sync [B, Ls, Ds], text [B, Lt, Dt] with text_mask [B, Lt] (True = real
         token); seconds_* are floats or [B] tensors (seconds_total defaults to seq.duration).
+        A padded batch (clips shorter than `seq`) passes visual_mask [B, Lv], sync_mask [B, Ls] and
+        audio_mask [B, La] (True = real token, real tokens first; they apply to the learned empties
+        too); each clip then sees exactly what it would see alone at its own duration.
         """
         cfg, w = self.cfg, self._param()
         dev, dt = w.device, w.dtype
@@ -224,32 +248,44 @@ class KlingFoleyDiT(nn.Module):
                                  "text is always the full padded sequence); pass text_mask=None")
             if bool(text_mask.all()):
                 text_mask = None  # nothing to mask: take the unmasked attention path
+        am = _padding_mask(audio_mask, b, la, "audio_mask", dev)
+        vm = _padding_mask(visual_mask, b, lv, "visual_mask", dev)
+        sm = _padding_mask(sync_mask, b, ls, "sync_mask", dev)
+        if sm is not None and bool((sm.sum(1) % cfg.sync_tokens_per_segment).any()):
+            raise ValueError(f"prepare: sync_mask must keep whole segments ({cfg.sync_tokens_per_segment} "
+                             f"tokens each), got real lengths {sm.sum(1).tolist()}")
+        audio_lens = None if am is None else am.sum(1).tolist()
 
         visual, sync, text = (x.to(device=dev, dtype=dt) for x in (visual, sync, text))
         sync = (sync.unflatten(1, (-1, cfg.sync_tokens_per_segment)) + self.sync_pos_emb).flatten(1, 2)  # B Ls Ds
-        v = self.visual_in(visual)                                       # B Lv D
-        s = self.sync_in(sync)                                           # B Ls D
-        tx = self.text_in(text)                                          # B Lt D
-        mode = cfg.sync_upsample
-        if mode == "segments":
-            align = segment_aligned(s, seq)                              # B La D
-        else:
-            align = F.interpolate(s.transpose(1, 2), size=la, mode=mode,
-                                  **({"align_corners": False} if mode == "linear" else {})).transpose(1, 2)  # B La D
+        v = self.visual_in(visual, vm)                                   # B Lv D
+        s = self.sync_in(sync, sm)                                       # B Ls D
+        tx = self.text_in(text, text_mask)                               # B Lt D
+        align = align_feature(s, seq, cfg.sync_upsample, sm, audio_lens)  # B La D
         if text_mask is None:
             text_pooled = tx.mean(dim=1)                                 # B D
         else:
             m = text_mask[..., None].to(tx.dtype)                        # B Lt 1
             text_pooled = (tx * m).sum(1) / m.sum(1).clamp_min(1)        # B D
-        g = self.visual_pool_proj(v.mean(dim=1)) + self.text_pool_proj(text_pooled)  # B D
+        if vm is None:
+            visual_pooled = v.mean(dim=1)                                # B D
+        else:
+            mv = vm[..., None].to(v.dtype)                               # B Lv 1
+            visual_pooled = (v * mv).sum(1) / mv.sum(1)                  # B D
+        g = self.visual_pool_proj(visual_pooled) + self.text_pool_proj(text_pooled)  # B D
         if cfg.duration_embedding:
             total = seq.duration if seconds_total is None else seconds_total
             g = g + self.seconds_start(_as_batch(seconds_start, b, dev)) \
                   + self.seconds_total(_as_batch(total, b, dev))         # B D
         g = self.global_mlp(g)                                           # B D
         rot_a, rot_v = aligned_rotations(la, lv, cfg.head_dim, theta=cfg.rope_theta, device=dev)
+        if am is not None or vm is not None:  # each clip keeps its own frame-to-audio scale
+            rot_v = per_clip_visual_rotations(lv, audio_lens or [la] * b,
+                                              [lv] * b if vm is None else vm.sum(1).tolist(),
+                                              cfg.head_dim, theta=cfg.rope_theta, device=dev)  # B Lv P 2 2
         return Prepared(visual=v, text=tx, text_mask=text_mask, align=align, global_cond=g,
-                        rot_audio=rot_a, rot_visual=rot_v, text_maskable=cfg.text_attention_mask)
+                        rot_audio=rot_a, rot_visual=rot_v, text_maskable=cfg.text_attention_mask,
+                        audio_mask=am, visual_mask=vm)
 
     @staticmethod
     def _check(x, length: int, dim: int, name: str, prop: str) -> None:
@@ -258,12 +294,10 @@ class KlingFoleyDiT(nn.Module):
                              f"got {tuple(x.shape)}")
 
     # ---------------------------------------------------------------- per step
-    def velocity(self, x: torch.Tensor, t, prepared: Prepared,
-                 audio_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def velocity(self, x: torch.Tensor, t, prepared: Prepared) -> torch.Tensor:
         """x [B, La, C] (normalised latent), t [B] or scalar in [0, 1] -> velocity [B, La, C].
 
-        audio_mask [B, La] bool (True = real token) hides padded audio tokens from attention
-        (variable-duration training batches).
+        Padding (the masks given to `prepare`) stays out of every real token.
         """
         b, la = x.shape[0], x.shape[1]
         if la != prepared.audio_len or b != prepared.batch_size or x.shape[2] != self.cfg.latent_dim:
@@ -271,26 +305,29 @@ class KlingFoleyDiT(nn.Module):
                              f"[{prepared.batch_size}, {prepared.audio_len}, {self.cfg.latent_dim}]")
         t = _as_batch(t, b, x.device) if not torch.is_tensor(t) or t.ndim == 0 else t
         dt = self._param().dtype
-        a = self.audio_in(x.to(dt))                                      # B La D
+        am, vm, tm = prepared.audio_mask, prepared.visual_mask, prepared.text_mask
+        a = self.audio_in(x.to(dt), am)                                  # B La D
         c_global = (self.t_embed(t) + prepared.global_cond)[:, None]     # B 1 D
         c_audio = c_global + prepared.align                              # B La D
-        lv = prepared.visual.shape[1]
-        joint_mask = None
-        if prepared.text_mask is not None or audio_mask is not None:
-            am = audio_mask if audio_mask is not None else torch.ones(b, la, dtype=torch.bool, device=x.device)
-            tm = prepared.text_mask if prepared.text_mask is not None else torch.ones(
-                prepared.text.shape[:2], dtype=torch.bool, device=x.device)
-            joint_mask = torch.cat([am.bool(), torch.ones(b, lv, dtype=torch.bool, device=x.device), tm], 1)  # B S
         v, tx = prepared.visual, prepared.text
+        joint_mask = None
+        if am is not None or vm is not None or tm is not None:
+            def real(m, like):
+                return m if m is not None else torch.ones(like.shape[:2], dtype=torch.bool, device=x.device)
+            joint_mask = torch.cat([real(am, a), real(vm, v), real(tm, tx)], 1)  # B S
+        run = self._checkpointed if self.activation_checkpointing and torch.is_grad_enabled() else _call
         for block in self.joint_blocks:
-            a, v, tx = block(a, v, tx, c_audio, c_global, prepared.rot_audio, prepared.rot_visual, joint_mask)
-        single_mask = audio_mask.bool() if audio_mask is not None else None
+            a, v, tx = run(block, a, v, tx, c_audio, c_global, prepared.rot_audio, prepared.rot_visual,
+                           joint_mask, (am, vm, tm))
         for block in self.single_blocks:
-            a = block(a, c_audio, prepared.rot_audio, single_mask)       # B La D
+            a = run(block, a, c_audio, prepared.rot_audio, am)           # B La D
         c_final = c_audio if self.cfg.final_cond == "extended" else c_global
-        return self.final(a, c_final)                                    # B La C
+        return self.final(a, c_final, am)                                # B La C
+
+    @staticmethod
+    def _checkpointed(block: nn.Module, *args):
+        return checkpoint(block, *args, use_reentrant=False)
 
     def forward(self, x: torch.Tensor, t, **conditions) -> torch.Tensor:
         """One full pass: prepare(**conditions) then velocity (training convenience)."""
-        audio_mask = conditions.pop("audio_mask", None)
-        return self.velocity(x, t, self.prepare(**conditions), audio_mask=audio_mask)
+        return self.velocity(x, t, self.prepare(**conditions))

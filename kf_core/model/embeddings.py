@@ -10,7 +10,17 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["ChannelLastConv1d", "SwiGLU", "InputProjection", "TimestepEmbedder", "DurationEmbedder",
-           "timestep_frequencies", "ffn"]
+           "timestep_frequencies", "ffn", "zero_padding"]
+
+
+def zero_padding(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """x [B, L, D] with padded positions (mask [B, L] False) set to exactly 0; x itself if mask is None.
+
+    The one place padding is cleared: a time conv (kernel > 1) over a padded clip then reads the
+    same zeros at the clip's end as its own same-length padding would, so the last real tokens
+    never see their neighbours' padding. `masked_fill`, not a product, so NaN/inf padding is gone too.
+    """
+    return x if mask is None else x.masked_fill(~mask[..., None], 0)
 
 
 class ChannelLastConv1d(nn.Conv1d):
@@ -35,12 +45,18 @@ class SwiGLU(nn.Module):
     def __init__(self, dim: int, hidden: int, kernel: int = 1, device=None, dtype=None):
         super().__init__()
         f = dict(device=device, dtype=dtype)
+        self.kernel = kernel
         self.w1 = _linear_or_conv(dim, hidden, kernel, False, **f)
         self.w2 = _linear_or_conv(hidden, dim, kernel, False, **f)
         self.w3 = _linear_or_conv(dim, hidden, kernel, False, **f)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))               # B L D
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """mask [B, L] (True = real token) keeps padding out of the convs; point-wise MLPs ignore it."""
+        if mask is None or self.kernel == 1:
+            return self.w2(F.silu(self.w1(x)) * self.w3(x))           # B L D
+        x = zero_padding(x, mask)
+        h = zero_padding(F.silu(self.w1(x)) * self.w3(x), mask)        # B L hidden
+        return self.w2(h)                                              # B L D
 
 
 def ffn(dim: int, hidden: int, kernel: int, **factory) -> SwiGLU:
@@ -58,12 +74,17 @@ class InputProjection(nn.Module):
                  activation: str | None, device=None, dtype=None):
         super().__init__()
         f = dict(device=device, dtype=dtype)
+        self.in_kernel = in_kernel
         self.proj = _linear_or_conv(d_in, dim, in_kernel, True, **f)
         self.act = {"silu": nn.SiLU(), "selu": nn.SELU(), None: nn.Identity()}[activation]
         self.mlp = SwiGLU(dim, hidden, mlp_kernel, **f)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.act(self.proj(x)))                       # B L D
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """mask [B, L] (True = real token): padding never reaches a real token through a conv."""
+        if mask is None:
+            return self.mlp(self.act(self.proj(x)))                   # B L D
+        h = self.act(self.proj(zero_padding(x, mask)))                # B L D
+        return self.mlp(h, mask)                                      # B L D
 
 
 def timestep_frequencies(dim: int, max_period: float) -> torch.Tensor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["rope_rotations", "apply_rope", "aligned_rotations"]
+__all__ = ["rope_rotations", "apply_rope", "aligned_rotations", "per_clip_visual_rotations"]
 
 
 def rope_rotations(length: int, head_dim: int, *, theta: float = 10000.0, scale: float = 1.0,
@@ -33,8 +33,24 @@ def aligned_rotations(audio_len: int, visual_len: int, head_dim: int, *, theta: 
     return audio, visual
 
 
+def per_clip_visual_rotations(visual_len: int, audio_lens: list[int], visual_lens: list[int], head_dim: int, *,
+                              theta: float = 10000.0, device=None) -> torch.Tensor:
+    """Clips of a padded batch -> visual rotations [B, Lv, P, 2, 2], clip b's scaled by its own La_b / Lv_b.
+
+    A clip alone gets La / Lv from its own lengths (`aligned_rotations`); padded to the longest
+    clip it must keep that scale, or its frames would drift against its audio.
+    """
+    table: dict[tuple[int, int], torch.Tensor] = {}
+    for la, lv in set(zip(audio_lens, visual_lens)):
+        table[la, lv] = rope_rotations(visual_len, head_dim, theta=theta, scale=la / max(lv, 1), device=device)
+    return torch.stack([table[k] for k in zip(audio_lens, visual_lens)])               # B Lv P 2 2
+
+
 def apply_rope(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
-    """x [B, H, L, hd] rotated by rot [L, hd/2, 2, 2] in float32, returned in x's dtype."""
+    """x [B, H, L, hd] rotated by rot [L, hd/2, 2, 2] (or per clip [B, L, hd/2, 2, 2]) in float32,
+    returned in x's dtype."""
+    if rot.ndim == 5:
+        rot = rot[:, None]                                           # B 1 L P 2 2
     xf = x.float().unflatten(-1, (-1, 1, 2))                        # B H L P 1 2
     out = rot[..., 0] * xf[..., 0] + rot[..., 1] * xf[..., 1]       # B H L P 2
     return out.flatten(-2).to(x.dtype)                              # B H L hd

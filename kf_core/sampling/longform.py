@@ -10,7 +10,9 @@ and blend them in latent space:
 
 The plan uses the fewest windows of at most `window` tokens that cover the total with neighbours
 sharing exactly `overlap` tokens; window lengths differ by at most one token, so no window is a
-short leftover with little context. Inside a shared region the earlier window fades out while the
+short leftover with little context. With `fixed=True` (networks trained at one length, MMAudio)
+every window is exactly `window` tokens and the same number of windows is spread evenly, so
+neighbours share at least `overlap` tokens. Inside a shared region the earlier window fades out while the
 later fades in, with exactly complementary weights (f(u) + f(1 − u) = 1). The result is the
 weighted overlap-add divided by the summed weights, so even when a very large overlap makes three
 windows meet (possible only if overlap > 2/5 of a window) every token is a convex combination of
@@ -36,12 +38,14 @@ FADES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-def window_plan(total: int, window: int, overlap: int) -> list[tuple[int, int]]:
+def window_plan(total: int, window: int, overlap: int, *, fixed: bool = False) -> list[tuple[int, int]]:
     """Total tokens, window, overlap -> [(start, length)] covering [0, total) in order.
 
     total <= window is one window of length `total`. Otherwise n = 1 + ceil((total − window) /
     (window − overlap)) windows (the fewest that fit), lengths ≤ window differing by at most one,
-    each starting `overlap` tokens before the previous one ends.
+    each starting `overlap` tokens before the previous one ends; with `fixed`, n windows of
+    exactly `window` tokens starting at round(k·(total − window)/(n − 1)) (overlaps >= `overlap`,
+    differing by at most one).
     """
     for name, v in (("total", total), ("window", window), ("overlap", overlap)):
         if isinstance(v, bool) or not isinstance(v, int):
@@ -54,6 +58,8 @@ def window_plan(total: int, window: int, overlap: int) -> list[tuple[int, int]]:
     if total <= window:
         return [(0, total)]
     n = 1 + math.ceil((total - window) / (window - overlap))
+    if fixed:
+        return [((k * (total - window) + (n - 1) // 2) // (n - 1), window) for k in range(n)]
     base, extra = divmod(total + (n - 1) * overlap, n)          # the lengths sum to total + shared tokens
     plan, start = [], 0
     for k in range(n):
@@ -61,6 +67,15 @@ def window_plan(total: int, window: int, overlap: int) -> list[tuple[int, int]]:
         plan.append((start, length))
         start += length - overlap
     return plan
+
+
+def _check_plan(plan: list[tuple[int, int]], total: int) -> None:
+    """A plan must start at 0, end at total, move forward and leave no token uncovered."""
+    ok = bool(plan) and plan[0][0] == 0 and plan[-1][0] + plan[-1][1] == total and all(
+        n >= 1 for _, n in plan) and all(
+        s0 < s1 <= s0 + n0 for (s0, n0), (s1, _) in zip(plan, plan[1:]))
+    if not ok:
+        raise ValueError(f"window plan {plan} does not cover [0, {total}) in order without gaps")
 
 
 def fade_in_weights(n: int, fade: str = "cosine") -> torch.Tensor:
@@ -91,15 +106,20 @@ def window_weights(plan: list[tuple[int, int]], k: int, fade: str = "cosine") ->
 
 
 def sample_long(sample_window: Callable[[int, int], torch.Tensor], total: int, window: int, overlap: int, *,
-                fade: str = "cosine", check_cancel: Callable[[], None] | None = None) -> torch.Tensor:
+                fade: str = "cosine", check_cancel: Callable[[], None] | None = None,
+                plan: list[tuple[int, int]] | None = None) -> torch.Tensor:
     """Per-window sampler, total/window/overlap in latent tokens -> latent [B, total, C] crossfaded.
 
     `sample_window(start_token, length)` returns the latent [B, length, C] of tokens
-    [start, start + length); it is called once per window, in order. `check_cancel()` runs before
-    each window and may raise to stop (the exception propagates; nothing more is sampled). Device
-    and dtype of the result follow the first window; blending accumulates in float32.
+    [start, start + length); it is called once per window of `plan` (default `window_plan(total,
+    window, overlap)`; a given plan must cover [0, total) in order), in order. `check_cancel()` runs before each window and may raise to
+    stop (the exception propagates; nothing more is sampled). Device and dtype of the result
+    follow the first window; blending accumulates in float32.
     """
-    plan = window_plan(total, window, overlap)
+    if plan is None:
+        plan = window_plan(total, window, overlap)
+    else:
+        _check_plan(plan, total)
     if fade not in FADES:
         raise ValueError(f"unknown fade {fade!r}; choose one of {sorted(FADES)}")
     acc = wsum = None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .extract import AUDIO_SUFFIXES, VIDEO_SUFFIXES, read_caption_csv
+from .sources import AUDIO_SUFFIXES, VIDEO_SUFFIXES, read_caption_csv
 
 __all__ = ["AudioClips", "parse_audio_spec", "load_audio_clips", "AUDIO_KINDS"]
 

@@ -1,14 +1,21 @@
 """Resumable training checkpoints (atomic, weights-only loadable) and inference-weight export.
 
-A checkpoint is one `torch.save` dict: step, model, EMA, optimiser, scheduler, data position,
-every RNG state and the training config as JSON. It holds only tensors and plain Python values,
-so `torch.load(weights_only=True)` reads it back.
+A checkpoint holds step, model, EMA, optimiser, scheduler, data position, every RNG state and the
+training config as JSON, in one of two layouts:
+- `step_N.pt`: one `torch.save` dict of tensors and plain Python values (single process / DDP,
+  written by rank 0), read back with `torch.load(weights_only=True)`;
+- `step_N/`: a torch.distributed.checkpoint (DCP) folder written by every FSDP rank in parallel,
+  each its own shards, plus `meta.json` (format, step, config). DCP reshards on load, so it resumes
+  on any number of ranks, a single process included (`load_sharded_checkpoint`).
+Both are published atomically (written under a temporary name, then renamed).
 """
 from __future__ import annotations
 
 import json
 import os
 import random
+import shutil
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +26,7 @@ import torch
 from ..loading.state import CheckpointError, save_state_dict
 
 __all__ = ["rng_state", "set_rng_state", "save_checkpoint", "load_checkpoint", "latest_checkpoint",
-           "export_weights"]
+           "save_sharded_checkpoint", "load_sharded_checkpoint", "remove_checkpoint", "export_weights"]
 
 CKPT_FORMAT = "kf-train-v1"
 
@@ -97,15 +104,61 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
+def save_sharded_checkpoint(path: str | Path, *, step: int, config: Mapping[str, Any], ctx, **parts: Any) -> Path:
+    """Every rank writes its shards of {**parts} to the DCP folder `path` (collective); rank 0 adds
+    meta.json and publishes the folder once all ranks are done."""
+    import torch.distributed.checkpoint as dcp
+    from .distributed import barrier
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if ctx.is_main:
+        shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a run killed while saving
+        tmp.mkdir(parents=True)
+    barrier(ctx)
+    dcp.save(dict(parts), checkpoint_id=str(tmp))
+    if ctx.is_main:
+        meta = {"format": CKPT_FORMAT, "step": int(step), "config": dict(config), "world": ctx.world}
+        (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True))
+        tmp.replace(path)
+    barrier(ctx)
+    return path
+
+
+def load_sharded_checkpoint(path: str | Path, template: dict[str, Any]) -> dict[str, Any]:
+    """A DCP checkpoint folder -> `template` (a trainer's own `state_dict()`: its keys, shapes and
+    shardings) filled from it, plus "step" and "config". Collective when distributed."""
+    import torch.distributed.checkpoint as dcp
+    path = Path(path)
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable sharded training checkpoint ({e}); "
+                              "resume from an earlier one") from e
+    if meta.get("format") != CKPT_FORMAT:
+        raise CheckpointError(f"{path} is not a {CKPT_FORMAT} training checkpoint")
+    import torch.distributed as dist
+    state = dict(template)
+    with warnings.catch_warnings():  # DCP warns that it loads in one process, which is what we ask
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        dcp.load(state, checkpoint_id=str(path), no_dist=not dist.is_initialized())
+    state.update(step=meta["step"], config=meta["config"])
+    return state
+
+
+def remove_checkpoint(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
 def latest_checkpoint(folder: str | Path, prefix: str = "step_") -> Path | None:
-    """The checkpoint with the highest step number in `folder`, or None."""
+    """The checkpoint (a step_N.pt file or a finished step_N/ DCP folder) with the highest step in
+    `folder`, or None."""
     folder = Path(folder)
     found = []
-    for p in folder.glob(f"{prefix}*.pt"):
-        stem = p.stem[len(prefix):]
-        if stem.isdigit():
-            found.append((int(stem), p))
-    return max(found)[1] if found else None
+    for p in folder.glob(f"{prefix}*"):
+        stem = p.name[len(prefix):].removesuffix(".pt")
+        if stem.isdigit() and ((p.is_file() and p.suffix == ".pt") or (p / "meta.json").is_file()):
+            found.append((int(stem), p.is_dir(), p))
+    return max(found)[2] if found else None
 
 
 def export_weights(state: Mapping[str, torch.Tensor], path: str | Path, *, config: Mapping[str, Any],

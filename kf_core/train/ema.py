@@ -1,8 +1,13 @@
-"""Exponential moving average of a model's floating-point parameters and buffers (fp32 shadow)."""
+"""Exponential moving average of a model's floating-point parameters and buffers (fp32 shadow).
+
+Under FSDP the model's state is sharded DTensors, and so is the shadow: each rank averages its own
+shards, and a checkpoint of the shadow reshards like the model's.
+"""
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.distributed.tensor import DTensor, distribute_tensor
 
 __all__ = ["EMA"]
 
@@ -46,12 +51,19 @@ class EMA:
             raise ValueError(f"EMA state lacks {len(missing)} tensors (e.g. {sorted(missing)[:3]}); "
                              "it was saved for a different model")
         self.updates = int(state["updates"])
-        for k in self.shadow:
-            self.shadow[k].copy_(state["shadow"][k])
+        for k, dst in self.shadow.items():
+            src = state["shadow"][k]
+            if isinstance(dst, DTensor) and not isinstance(src, DTensor):  # whole tensors into shards
+                src = distribute_tensor(src.to(dst.device_mesh.device_type), dst.device_mesh, dst.placements)
+            elif isinstance(src, DTensor) and not isinstance(dst, DTensor):
+                src = src.full_tensor()
+            dst.copy_(src)
 
     def weights_for(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        """The averaged state dict in `model`'s dtypes (non-float buffers taken from the model)."""
+        """The averaged state dict in `model`'s dtypes (non-float buffers taken from the model), whole
+        tensors on the CPU (gathered from the shards under FSDP: every rank must call this)."""
         out = {}
         for k, v in model.state_dict().items():
-            out[k] = self.shadow[k].to(v.dtype) if k in self.shadow else v.detach().clone()
+            t = self.shadow[k].to(v.dtype) if k in self.shadow else v.detach().clone()
+            out[k] = (t.full_tensor() if isinstance(t, DTensor) else t).cpu()
         return out

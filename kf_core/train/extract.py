@@ -1,13 +1,15 @@
 """`python -m kf_core extract`: run the frozen encoders once over datasets and write feature shards.
 
-Dataset descriptions (several may be mixed in one run):
-  synthetic:N                 N clips of the procedural audio-visual world (kf_core.data.synthetic)
-  videos:DIR[,captions.csv]   a folder of videos (audio track = target) + optional CSV "file,caption"
-  audiocaps:CSV[,AUDIO_DIR]   audio-text pairs, CSV "file,caption" (VGGSound/AudioCaps-like layouts)
-The work per clip is `FeatureExtractor.record(clip)`; the encoders and codec are injected, so the
-same code serves kf-tiny's encoders, the paper's, and test doubles. `build_extractor` takes them
-from a model folder (the bundled kf-tiny by default); the frames reach the encoders through the
-same timestamp sampling (`kf_core.io.frames_from_images`) the generation pipeline uses.
+The dataset descriptions and how sources become timed clips (long ones cut into windows with their
+true seconds_start / seconds_total) are `train/sources.py`. The work per clip is
+`FeatureExtractor.record(clip)`; the encoders and codec are injected, so the same code serves
+kf-tiny's encoders, the paper's, and test doubles. `build_extractor` takes them from a model folder
+(the bundled kf-tiny by default).
+
+`extract_dataset` is the recipe for real data: source items go to `workers` spawned processes (each
+builds its encoders once), records come back in item order and are written as shards of about
+`shard_size` records; `manifest.json` lists the shards, the item cursor (so an interrupted run
+continues where it stopped), every skipped source with its reason, and the throughput.
 
 Mono: a stereo clip's mono target is the mean of its channels in the *linear mel* domain (then
 the codec's log), the identity Mono2Stereo preserves, so generated mono mels split back into
@@ -17,35 +19,32 @@ Shape legend: T samples, M mel bins, F mel frames, La latent tokens, C latent ch
 """
 from __future__ import annotations
 
-import csv
+import json
 import logging
+import multiprocessing
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
-from .features import FeatureRecord, write_shard
+from ..io import MediaError
+from .features import MANIFEST, FeatureRecord, write_shard
+from .distributed import DistContext, cpu_threads
+from .sources import (Clip, Item, Windowing, audio_caption_clips, item_clips, list_items, parse_spec,
+                      read_caption_csv, synthetic_clip, synthetic_clips, video_folder_clips)
 
-__all__ = ["Clip", "FeatureExtractor", "MonoLogMel", "make_extractor", "build_extractor", "synthetic_clips",
-           "video_folder_clips", "audio_caption_clips",
-           "parse_spec", "read_caption_csv", "extract", "add_arguments", "main"]
+# Clip, parse_spec, read_caption_csv and the clip iterators live in sources.py; they are re-exported
+# here because extraction is where callers (train-tiny's workers, tests) have always found them.
+__all__ = ["Clip", "FeatureExtractor", "MonoLogMel", "make_extractor", "build_extractor", "extract",
+           "extract_dataset", "ordered_map", "MANIFEST", "synthetic_clip", "synthetic_clips", "video_folder_clips",
+           "audio_caption_clips", "parse_spec", "read_caption_csv", "add_arguments", "main"]
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Clip:
-    """One training example before encoding: mono audio and optional frames and caption."""
-
-    wave: torch.Tensor                       # T mono, or 2 T stereo, at the codec's sample rate
-    duration: float
-    visual_frames: torch.Tensor | None = None  # N 3 H W at visual_fps, in the form visual_fn takes
-    sync_frames: torch.Tensor | None = None    # N 3 S S at sync_fps, in the form sync_fn takes
-    caption: str | None = None
-    seconds_start: float = 0.0
-    seconds_total: float | None = None
-    source: str = ""
+MANIFEST_FORMAT = "kf-extract-v1"
 
 
 class FeatureExtractor:
@@ -82,31 +81,6 @@ class FeatureExtractor:
             feats, mask = self.text_fn([clip.caption])
             rec["text"], rec["text_mask"] = feats[0], mask[0]               # Lt Dt, Lt
         return FeatureRecord(**rec)
-
-
-def parse_spec(spec: str) -> tuple[str, list[str]]:
-    """"kind:arg1,arg2" -> (kind, [arg1, arg2]), checking the kind."""
-    kind, _, rest = spec.partition(":")
-    if kind not in ("synthetic", "videos", "audiocaps", "shards") or not rest:
-        raise ValueError(f"bad dataset description {spec!r}; use synthetic:N, videos:DIR[,captions.csv], "
-                         "audiocaps:CSV[,AUDIO_DIR] or shards:DIR")
-    return kind, rest.split(",")
-
-
-def read_caption_csv(path: str | Path) -> dict[str, str]:
-    """CSV with a header naming a file column (file/path/youtube_id/audiocap_id) and a caption column."""
-    path = Path(path)
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise ValueError(f"{path} has no rows")
-    keys = {k.lower(): k for k in rows[0]}
-    file_col = next((keys[k] for k in ("file", "path", "filename", "youtube_id", "audiocap_id", "video") if k in keys), None)
-    cap_col = next((keys[k] for k in ("caption", "label", "text") if k in keys), None)
-    if file_col is None or cap_col is None:
-        raise ValueError(f"{path}: need a file column (file/path/youtube_id) and a caption column "
-                         f"(caption/label/text); found {list(rows[0])}")
-    return {r[file_col]: r[cap_col] for r in rows}
 
 
 def extract(clips: Iterable[Clip], extractor: FeatureExtractor, out: str | Path, *, codec: dict,
@@ -174,144 +148,8 @@ def make_extractor(*, vae, codec_cfg, latent_mean: torch.Tensor, latent_std: tor
     ex.codec_cfg = codec_cfg
     ex.visual_size = None if clip is None else (clip.spec.resize_to or clip.spec.image_size)
     ex.sync_size = None if sync is None else sync.cfg.image_size
+    ex.sync_mode = "crop" if sync is None else sync.cfg.resize
     return ex
-
-
-def _whole_tokens(wave: torch.Tensor, seq) -> torch.Tensor:
-    """[C, T] -> [C, decoded_samples]: zero-padded or cut to whole latent tokens (as the decoder makes)."""
-    n = seq.decoded_samples
-    return torch.nn.functional.pad(wave, (0, max(0, n - wave.shape[-1])))[..., :n]
-
-
-def _seq(duration: float, cfg):
-    """Duration (s) + the codec's CodecConfig -> SeqConfig at the codec's rates."""
-    from ..config import SeqConfig
-    return SeqConfig(duration, sample_rate=cfg.sample_rate, hop=cfg.hop, latent_downsample=cfg.latent_downsample)
-
-
-def synthetic_clips(n: int, *, seed: int, visual_size: int, sync_size: int, sample_rate: int = 44100,
-                    hop: int = 512, latent_downsample: int = 2, split: str = "train",
-                    start: int = 0) -> Iterator[Clip]:
-    """Clips start..n-1 of the synthetic world's `split` -> Clips with stereo audio padded to whole
-    latent tokens and uint8 frames sampled by time at 8 fps (visual) and 25 fps (sync)."""
-    for i in range(start, n):
-        yield synthetic_clip(i, seed=seed, visual_size=visual_size, sync_size=sync_size,
-                             sample_rate=sample_rate, hop=hop, latent_downsample=latent_downsample, split=split)
-
-
-def synthetic_clip(index: int, *, seed: int, visual_size: int, sync_size: int, sample_rate: int = 44100,
-                   hop: int = 512, latent_downsample: int = 2, split: str = "train",
-                   duration: float | None = None) -> Clip:
-    """One synthetic clip (item `index` of `split`) -> Clip ready for `FeatureExtractor.record`."""
-    from ..config import SeqConfig
-    from ..data.dataset import split_seed
-    from ..data.synthetic import make_clip
-    from ..io import frames_from_images, streams_for
-    c = make_clip(split_seed(index, seed, split), duration=duration, sample_rate=sample_rate)
-    seq = SeqConfig(c.duration, sample_rate=sample_rate, hop=hop, latent_downsample=latent_downsample)
-    # whole latent tokens: the mel then has exactly 2·La frames, as the decoder makes
-    wave = _whole_tokens(torch.from_numpy(c.audio), seq)                       # 2 T
-    images = torch.from_numpy(c.frames)                                        # N H W 3 uint8
-    streams = streams_for(seq, visual_size=visual_size, sync_size=sync_size)
-    frames = {name: frames_from_images(images, c.fps, spec.fps, size=spec.size, mode=spec.mode,
-                                       count=spec.count, duration=c.duration, min_count=spec.min_count)
-              for name, spec in streams.items()}
-    return Clip(wave=wave, duration=c.duration, visual_frames=frames["visual"], sync_frames=frames["sync"],
-                caption=c.caption, source=f"synthetic/{split}/{seed}/{index}")
-
-
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
-
-
-def video_folder_clips(folder: str | Path, captions_csv: str | Path | None,
-                       extractor: FeatureExtractor) -> Iterator[Clip]:
-    """`videos:DIR[,captions.csv]` -> one Clip per video file in DIR (sorted, not recursive): its
-    audio track is the target, its frames are sampled by time exactly as generation samples them,
-    its caption comes from the CSV (matched by file name, with or without extension).
-
-    Videos without an audio track, unreadable files and clips too short for the sync encoder are
-    skipped with a warning; a folder with no usable video raises ValueError."""
-    from ..io import MediaError, probe, read_audio, sample_streams, streams_for
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ValueError(f"videos:{folder}: not a folder; give a folder of video files")
-    captions = read_caption_csv(captions_csv) if captions_csv else {}
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-    cfg, used = extractor.codec_cfg, 0
-    for path in files:
-        try:
-            info = probe(path)
-            if not info.has_audio:
-                raise MediaError(path, "has no audio track, so there is nothing to learn from",
-                                 "add videos with sound")
-            wave, _ = read_audio(path, sample_rate=cfg.sample_rate)                       # C T
-            duration = min(info.duration, wave.shape[-1] / cfg.sample_rate)
-            seq = _seq(duration, cfg)
-            specs = streams_for(seq, visual_size=extractor.visual_size, sync_size=extractor.sync_size)
-            frames = sample_streams(path, specs, duration=duration)
-        except (MediaError, ValueError) as err:
-            log.warning("videos: skipping %s: %s", path.name, err)
-            continue
-        used += 1
-        yield Clip(wave=_whole_tokens(wave, seq), duration=duration, visual_frames=frames["visual"],
-                   sync_frames=frames["sync"], caption=captions.get(path.name, captions.get(path.stem)),
-                   source=f"videos/{path.name}")
-    if used == 0:
-        raise ValueError(f"videos:{folder}: no usable video with sound among {len(files)} file(s) with "
-                         f"suffixes {', '.join(VIDEO_SUFFIXES)}")
-
-
-def audio_caption_clips(csv_path: str | Path, audio_dir: str | Path | None,
-                        extractor: FeatureExtractor) -> Iterator[Clip]:
-    """`audiocaps:CSV[,AUDIO_DIR]` -> one text-only Clip (no frames) per CSV row whose audio file is
-    found in AUDIO_DIR (default: the CSV's folder), as named or with an audio suffix added."""
-    from ..io import MediaError, read_audio
-    base = Path(audio_dir) if audio_dir else Path(csv_path).parent
-    rows = read_caption_csv(csv_path)
-    cfg, used = extractor.codec_cfg, 0
-    for name, caption in rows.items():
-        path = next((c for c in [base / name, *(base / f"{name}{s}" for s in AUDIO_SUFFIXES)] if c.is_file()), None)
-        if path is None:
-            log.warning("audiocaps: skipping %r: no such audio file in %s", name, base)
-            continue
-        try:
-            wave, _ = read_audio(path, sample_rate=cfg.sample_rate)                       # C T
-            seq = _seq(wave.shape[-1] / cfg.sample_rate, cfg)
-        except (MediaError, ValueError) as err:
-            log.warning("audiocaps: skipping %s: %s", path.name, err)
-            continue
-        used += 1
-        yield Clip(wave=_whole_tokens(wave, seq), duration=seq.duration, caption=caption,
-                   source=f"audiocaps/{path.name}")
-    if used == 0:
-        raise ValueError(f"audiocaps:{csv_path}: none of its {len(rows)} rows names an audio file found in {base}")
-
-
-def _sources(specs: list[str], extractor: FeatureExtractor, seed: int) -> Iterator[tuple[str, Iterable[Clip]]]:
-    for spec in specs:
-        kind, args = parse_spec(spec)
-        if kind == "synthetic":
-            cfg = extractor.codec_cfg
-            yield spec, synthetic_clips(int(args[0]), seed=seed, visual_size=extractor.visual_size,
-                                        sync_size=extractor.sync_size, sample_rate=cfg.sample_rate,
-                                        hop=cfg.hop, latent_downsample=cfg.latent_downsample)
-        elif kind == "videos":
-            yield spec, video_folder_clips(args[0], args[1] if len(args) > 1 else None, extractor)
-        elif kind == "audiocaps":
-            yield spec, audio_caption_clips(args[0], args[1] if len(args) > 1 else None, extractor)
-        else:
-            raise ValueError(f"{spec}: feature shards are read directly by `train --data shards:DIR`; "
-                             "extract reads synthetic:, videos: and audiocaps: descriptions")
-
-
-def add_arguments(p) -> None:
-    p.add_argument("--data", action="append", required=True, help="dataset description (repeatable)")
-    p.add_argument("--preset", default="kf-tiny",
-                   help="frozen encoders/codec: kf-tiny (bundled) or a model folder")
-    p.add_argument("--out", required=True, help="folder for the feature shards")
-    p.add_argument("--shard-size", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
 
 
 def build_extractor(preset: str) -> tuple[FeatureExtractor, dict]:
@@ -326,9 +164,168 @@ def build_extractor(preset: str) -> tuple[FeatureExtractor, dict]:
     return ex, {"sample_rate": c.cfg.sample_rate, "hop": c.cfg.hop, "latent_downsample": c.cfg.latent_downsample}
 
 
+
+# --- many workers, a manifest, a resumable cursor ----------------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _init_worker(preset: str, windowing: Windowing, threads: int, extractor: FeatureExtractor | None) -> None:
+    torch.set_num_threads(max(1, threads))
+    _WORKER.update(extractor=extractor if extractor is not None else build_extractor(preset)[0],
+                   windowing=windowing)
+
+
+def _item_task(item: Item) -> tuple[list[FeatureRecord], str | None]:
+    """Item -> (its records, None) or ([], why it was skipped); never raises for bad data."""
+    ex = _WORKER["extractor"]
+    try:
+        return [ex.record(c) for c in item_clips(item, ex, _WORKER["windowing"])], None
+    except (MediaError, ValueError) as err:
+        return [], str(err)
+
+
+def ordered_map(fn: Callable, items: list, *, workers: int, initializer: Callable, initargs: tuple,
+                ahead: int = 4) -> Iterator:
+    """fn over items, results in order, on `workers` spawned processes (1: in this process).
+
+    At most `ahead` items per worker are in flight, so a list of a million files costs a few
+    futures, not a million. Workers are spawned, not forked (forking a process whose OpenMP pool
+    runs can hang); a failing initializer surfaces here as BrokenProcessPool.
+    """
+    if workers <= 1:
+        initializer(*initargs)
+        yield from map(fn, items)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs) as pool:
+        queue: deque = deque()
+        for item in items:
+            queue.append(pool.submit(fn, item))
+            if len(queue) >= ahead * workers:
+                yield queue.popleft().result()
+        while queue:
+            yield queue.popleft().result()
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
+def extract_dataset(specs: list[str], out: str | Path, *, preset: str = "kf-tiny", seed: int = 0,
+                    windowing: Windowing = Windowing(), shard_size: int = 256, workers: int = 1,
+                    threads: int | None = None, extractor: FeatureExtractor | None = None,
+                    codec: dict | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Dataset descriptions -> shards + manifest.json in OUT; -> the manifest.
+
+    Re-running on the same OUT with the same descriptions resumes at the manifest's cursor (a finished
+    extraction returns at once); other descriptions or settings in an existing OUT are an error.
+    `extractor`/`codec` replace the preset's encoders (one worker only: test doubles stay in-process).
+    """
+    out = Path(out)
+    items, skipped = [], []
+    for spec in specs:  # every description is checked before any slow work starts
+        found, early = list_items(spec, seed)
+        items += found
+        skipped += early
+    if extractor is None:
+        extractor, codec = build_extractor(preset)  # also checks the preset before workers start
+        shared = extractor if workers <= 1 else None  # workers > 1 build their own from the preset
+    elif workers > 1 or codec is None:
+        raise ValueError("extract_dataset: an injected extractor runs in this process with its `codec`; "
+                         "use workers=1 and pass codec=")
+    else:
+        shared = extractor
+    settings = {"format": MANIFEST_FORMAT, "sources": list(specs), "seed": seed, "preset": preset,
+                "windowing": windowing.to_dict(), "codec": codec, "items": len(items)}
+    manifest = {**settings, "cursor": 0, "records": 0, "shards": [], "skipped": skipped, "done": False}
+    path = out / MANIFEST
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if {k: old.get(k) for k in settings} != settings:
+            raise ValueError(f"{out} already holds an extraction of other data or settings "
+                             f"({old.get('sources')}, windowing {old.get('windowing')}); give a new --out")
+        manifest = old
+        if manifest["done"]:
+            return manifest
+        # items from the cursor on are done again, and so are their skips
+        manifest["skipped"] = [s for s in old["skipped"] if s.get("item") is None or s["item"] < old["cursor"]]
+        log.info("resuming the extraction in %s at item %d of %d", out, manifest["cursor"], len(items))
+    elif out.exists() and any(out.glob("*.safetensors")):
+        raise ValueError(f"{out} already holds feature shards without a {MANIFEST}; give a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    start_item, pending, first = manifest["cursor"], [], manifest["cursor"]
+    t0, new_records, first_s, clip_s = time.perf_counter(), 0, None, 0.0
+    threads = threads or max(1, cpu_threads(0, DistContext()) // max(1, workers))
+
+    def flush(upto: int) -> None:
+        nonlocal first, pending
+        if pending:
+            name = f"shard_{len(manifest['shards']):05d}.safetensors"
+            write_shard(pending, out / name, codec=codec)  # a stray file of that name is an unlisted leftover
+            manifest["shards"].append({"file": name, "records": len(pending), "items": [first, upto]})
+            manifest["records"] += len(pending)
+        manifest["cursor"], first, pending = upto, upto, []
+        _write_json(path, manifest)
+
+    results = ordered_map(_item_task, items[start_item:], workers=workers, initializer=_init_worker,
+                          initargs=(preset, windowing, threads, shared))
+    for k, (records, reason) in enumerate(results, start=start_item):
+        first_s = time.perf_counter() - t0 if first_s is None else first_s
+        clip_s += sum(r.duration for r in records)
+        if reason is not None:
+            log.warning("extract: skipping %s: %s", items[k].name, reason)
+            manifest["skipped"].append({"source": items[k].name, "reason": reason, "item": k})
+        pending += records
+        new_records += len(records)
+        if len(pending) >= shard_size or (not pending and reason is not None):
+            flush(k + 1)  # (a skip with nothing unwritten moves the cursor past it)
+        if progress is not None:
+            progress(k + 1, len(items))
+    flush(len(items))
+    elapsed = time.perf_counter() - t0
+    # throughput of this run, worker start-up (loading the encoders) included; first_result_s shows it
+    manifest.update(done=True, seconds=round(elapsed, 2), workers=workers, first_result_s=round(first_s or 0, 2),
+                    clips_per_s=round(new_records / elapsed, 3) if elapsed > 0 else None,
+                    clip_seconds_per_s=round(clip_s / elapsed, 3) if elapsed > 0 else None)
+    _write_json(path, manifest)
+    if manifest["records"] == 0:
+        raise ValueError(f"no usable source in {', '.join(specs)}: all {len(manifest['skipped'])} were skipped "
+                         f"(reasons in {path})")
+    return manifest
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--data", action="append", required=True,
+                   help="dataset description, repeatable: synthetic:N[,long=P], videos:DIR[,captions.csv], "
+                        "vggsound:CSV,DIR[,SPLIT], audiocaps:CSV[,AUDIO_DIR]")
+    p.add_argument("--preset", default="kf-tiny",
+                   help="frozen encoders/codec: kf-tiny (bundled) or a model folder")
+    p.add_argument("--out", required=True, help="folder for the feature shards and manifest.json")
+    p.add_argument("--shard-size", type=int, default=256, help="records per shard (about)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="extraction processes (each loads the encoders)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per worker (0 = cores / workers)")
+    add_window_arguments(p)
+
+
+def add_window_arguments(p) -> None:
+    p.add_argument("--window", type=float, default=10.0,
+                   help="sources longer than this (s) are cut into windows (paper §5: 10 s); 0 = never")
+    p.add_argument("--hop", type=float, default=None, help="seconds between window starts (default: --window)")
+    p.add_argument("--min-window", type=float, default=2.0, help="a shorter last window is dropped")
+
+
+def windowing_from_args(args) -> Windowing:
+    return Windowing(window=args.window or None, hop=args.hop, min_window=args.min_window)
+
+
 def main(args) -> int:
-    extractor, codec = build_extractor(args.preset)
-    for i, (spec, clips) in enumerate(_sources(args.data, extractor, args.seed)):
-        paths = extract(clips, extractor, args.out, codec=codec, shard_size=args.shard_size, prefix=f"src{i}")
-        print(f"{spec}: {len(paths)} shard(s) in {args.out}")
+    m = extract_dataset(args.data, args.out, preset=args.preset, seed=args.seed, windowing=windowing_from_args(args),
+                        shard_size=args.shard_size, workers=args.workers, threads=args.threads or None)
+    print(f"{m['records']} records in {len(m['shards'])} shard(s) in {args.out} from {m['items']} sources; "
+          f"{len(m['skipped'])} skipped (listed in {Path(args.out) / MANIFEST}); "
+          f"{m.get('clips_per_s')} clips/s with {m.get('workers')} worker(s)")
     return 0

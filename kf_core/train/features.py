@@ -7,19 +7,29 @@ One shard is a safetensors file. Sample i's tensors are stored under "i/<name>":
   text [Lt, Dt], text_mask [Lt]      frozen text features (absent when there is no caption)
 The metadata holds "format", "count", "codec" (sample_rate, hop, latent_downsample) and "samples",
 a JSON list of {duration, seconds_start, seconds_total, caption, source} per sample.
+
+A folder written by `extract_dataset` also holds `manifest.json` (the shard list, the item cursor,
+skipped sources); a folder with a manifest is read through it, so a leftover of an interrupted run
+is never trained on.
 """
 from __future__ import annotations
 
 import json
+import logging
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
 from ..loading.state import CheckpointError, save_state_dict
 
-__all__ = ["FEATURE_NAMES", "FeatureRecord", "write_shard", "FeatureShards"]
+__all__ = ["FEATURE_NAMES", "FeatureRecord", "write_shard", "FeatureShards", "MANIFEST", "shard_files"]
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
 
 SHARD_FORMAT = "kf-features-v1"
 FEATURE_NAMES = ("latent_mean", "latent_std", "visual", "sync", "text", "text_mask")
@@ -69,19 +79,38 @@ def write_shard(records: Sequence[FeatureRecord], path: str | Path, *, codec: Ma
     return save_state_dict(tensors, path, metadata=info)
 
 
-class FeatureShards:
-    """All samples of one or more shards (or folders of shards) as an indexable dataset of FeatureRecord."""
+def shard_files(path: Path) -> list[Path]:
+    """A shard file, or a folder of shards (through its manifest when it has one) -> shard paths."""
+    if not path.is_dir():
+        return [path]
+    manifest = path / MANIFEST
+    if not manifest.is_file():
+        return sorted(path.glob("*.safetensors"))
+    m = json.loads(manifest.read_text())
+    if not m.get("done"):
+        log.warning("%s: the extraction is unfinished (item %d of %d); using its %d records so far",
+                    path, m["cursor"], m["items"], m["records"])
+    return [path / s["file"] for s in m["shards"]]
 
-    def __init__(self, paths: Sequence[str | Path]) -> None:
-        from safetensors import safe_open
-        files: list[Path] = []
-        for p in map(Path, paths):
-            files.extend(sorted(p.glob("*.safetensors")) if p.is_dir() else [p])
+
+class FeatureShards:
+    """All samples of one or more shards (or folders of shards) as an indexable dataset of FeatureRecord.
+
+    Only the shards' headers are read up front; a record's tensors are read from the memory-mapped
+    file when it is asked for (the most recently used `open_shards` files stay open), so a dataset
+    far larger than memory trains the same way as a small one.
+    """
+
+    def __init__(self, paths: Sequence[str | Path], *, open_shards: int = 64) -> None:
+        files = [f for p in map(Path, paths) for f in shard_files(p)]
         if not files:
             raise FileNotFoundError(f"no feature shards (*.safetensors) found in {', '.join(map(str, paths))}; "
                                     "write them with `python -m kf_core extract`")
         self._index: list[tuple[int, int]] = []
-        self._tensors: list[dict[str, torch.Tensor]] = []
+        self._files = files
+        self._keys: list[set[str]] = []
+        self._open: OrderedDict[int, object] = OrderedDict()
+        self._max_open = max(1, open_shards)
         self.samples: list[dict] = []
         self.codec: dict | None = None
         for fi, f in enumerate(files):
@@ -95,8 +124,7 @@ class FeatureShards:
                     raise ValueError(f"{f} was extracted with codec {codec}, other shards with {self.codec}; "
                                      "train on shards from one codec")
                 self.codec = codec
-                # shards are small (features, not video) so they are read once into memory
-                self._tensors.append({k: h.get_tensor(k) for k in h.keys()})
+                self._keys.append(set(h.keys()))
             samples = json.loads(meta["samples"])
             self.samples.extend(samples)
             self._index.extend((fi, i) for i in range(len(samples)))
@@ -104,11 +132,25 @@ class FeatureShards:
     def __len__(self) -> int:
         return len(self._index)
 
+    @property
+    def durations(self) -> list[float]:
+        """Every record's duration (s), from the headers (no tensor is read)."""
+        return [float(m["duration"]) for m in self.samples]
+
+    def _handle(self, fi: int):
+        h = self._open.pop(fi, None)
+        if h is None:
+            h = safe_open(str(self._files[fi]), framework="pt")
+            if len(self._open) >= self._max_open:
+                self._open.popitem(last=False)
+        self._open[fi] = h
+        return h
+
     def __getitem__(self, idx: int) -> FeatureRecord:
         fi, i = self._index[idx]
-        t = self._tensors[fi]
+        h, keys = self._handle(fi), self._keys[fi]
         m = self.samples[idx]
-        parts = {name: t.get(f"{i}/{name}") for name in FEATURE_NAMES}
+        parts = {name: h.get_tensor(f"{i}/{name}") if f"{i}/{name}" in keys else None for name in FEATURE_NAMES}
         return FeatureRecord(duration=m["duration"], seconds_start=m["seconds_start"],
                              seconds_total=m["seconds_total"], caption=m.get("caption", ""),
                              source=m.get("source", ""), **parts)

@@ -1,7 +1,9 @@
 """The training loop around a trainer: progress bar, metrics log, periodic checkpoints, resume, export.
 
 Works for any trainer exposing `step`, `train_step() -> metrics`, `state_dict()`, `load_state_dict()`
-and `export_state() -> {name: tensor}`; only rank 0 writes files or shows progress.
+and `export_state() -> {name: tensor}`; only rank 0 writes files or shows progress. Under FSDP the
+checkpoints are sharded DCP folders written by every rank (`checkpoint.py`), otherwise rank 0 writes
+one file; either kind resumes on any number of ranks.
 """
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import export_weights, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (export_weights, latest_checkpoint, load_checkpoint, load_sharded_checkpoint,
+                         remove_checkpoint, save_checkpoint, save_sharded_checkpoint)
 from .distributed import DistContext, barrier
 from .metrics import MetricsLog
 
@@ -33,9 +36,10 @@ class RunOptions:
 
 
 def _prune(folder: Path, keep: int) -> None:
-    ckpts = sorted(folder.glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+    ckpts = sorted((p for p in folder.glob("step_*") if p.name.removesuffix(".pt")[5:].isdigit()),
+                   key=lambda p: int(p.name.removesuffix(".pt")[5:]))
     for p in ckpts[:-keep] if keep > 0 else []:
-        p.unlink(missing_ok=True)
+        remove_checkpoint(p)
 
 
 def run(trainer, opts: RunOptions, *, config: Mapping[str, Any], export_config: Mapping[str, Any],
@@ -46,7 +50,7 @@ def run(trainer, opts: RunOptions, *, config: Mapping[str, Any], export_config: 
     if opts.resume:
         found = latest_checkpoint(ckpt_dir)
         if found is not None:
-            payload = load_checkpoint(found)
+            payload = load_sharded_checkpoint(found, trainer.state_dict()) if found.is_dir() else load_checkpoint(found)
             trainer.load_state_dict(payload)
             log.info("resumed from %s at step %d", found, trainer.step)
     metrics = MetricsLog(opts.out, tensorboard=opts.tensorboard) if ctx.is_main else None
@@ -60,15 +64,22 @@ def run(trainer, opts: RunOptions, *, config: Mapping[str, Any], export_config: 
             m = trainer.train_step()
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{m['loss']:.4f}", lr=f"{m['lr']:.2e}")
+                post = {"loss": f"{m['loss']:.4f}", "lr": f"{m['lr']:.2e}"}
+                if "samples_per_s" in m:
+                    post["samples/s"] = f"{m['samples_per_s']:.1f}"
+                bar.set_postfix(post)
             if trainer.step % opts.log_every == 0 or trainer.step == opts.steps:
                 rows.append({"step": trainer.step, **m})
                 if metrics is not None:
                     metrics.write(trainer.step, m)
             if trainer.step % opts.ckpt_every == 0 or trainer.step == opts.steps:
-                state = trainer.state_dict()  # collective under FSDP: every rank gathers
-                if ctx.is_main:
+                state = trainer.state_dict()  # collective under FSDP
+                if ctx.sharded:
+                    save_sharded_checkpoint(ckpt_dir / f"step_{trainer.step}", step=trainer.step, config=config,
+                                            ctx=ctx, **state)
+                elif ctx.is_main:
                     save_checkpoint(ckpt_dir / f"step_{trainer.step}.pt", step=trainer.step, config=config, **state)
+                if ctx.is_main:
                     _prune(ckpt_dir, opts.keep)
                 barrier(ctx)
         weights = trainer.export_state()

@@ -9,15 +9,18 @@ Shape legend: B batch, M mel bins, F mel frames, T samples.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as Fn
 from torch import nn
 
+from ..codec.mel import log_expand
 from ..codec.mono2stereo import pan_targets
 from .checkpoint import rng_state, set_rng_state
 from .clips import ClipBatches
+from .data import BatchOrder
 
 __all__ = ["StereoTrainConfig", "StereoTrainer", "mono_and_channels"]
 
@@ -48,39 +51,70 @@ def mono_and_channels(wave: torch.Tensor, mel_fn, log: str = "ln", floor: float 
 
 
 class StereoTrainer:
-    """Trains `model(mono_logmel [B,M,F], visual=None) -> [B,2,M,F]` on stereo clips ([2, T] items)."""
+    """Trains `model(mono_logmel [B,M,F], visual=None) -> [B,2,M,F]` on stereo clips ([2, T] items).
+
+    Without `conds` it learns from random crops of `segment_frames`. With `conds` (one feature tensor
+    per clip, e.g. its sync tokens [Ls, Ds]) every clip must have the same length and is used whole,
+    so the features stay aligned with the audio. The loss is L1 between predicted and true channel
+    log-mels, weighted per bin by the mono mel's linear magnitude (normalised per clip), so the pan is
+    learnt where the sound is, not in the room tone.
+    """
 
     def __init__(self, model: nn.Module, cfg: StereoTrainConfig, clips, mel_fn, *, log: str = "ln",
-                 hop: int = 512, device="cpu") -> None:
+                 hop: int = 512, device="cpu", conds=None, steps: int | None = None) -> None:
         self.cfg, self.mel_fn, self.log, self.device = cfg, mel_fn, log, torch.device(device)
         self.model = model.to(self.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=cfg.betas)
-        self.batches = ClipBatches(clips, cfg.batch_size, cfg.segment_frames * hop, seed=cfg.seed)
+        # cosine decay over `steps` when the run length is known (train-tiny), else a constant rate
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: 1.0 if not steps else 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
+        self.clips, self.conds = clips, conds
+        if conds is not None:
+            lengths = {int(torch.as_tensor(c).shape[-1]) for c in clips}
+            if len(conds) != len(clips) or len(lengths) != 1:
+                raise ValueError(f"conditioned Mono2Stereo training needs one feature tensor per clip and clips of "
+                                 f"one length; got {len(conds)} features for {len(clips)} clips of lengths {sorted(lengths)}")
+            self.order = BatchOrder(len(clips), cfg.batch_size, seed=cfg.seed)
+        else:
+            self.batches = ClipBatches(clips, cfg.batch_size, cfg.segment_frames * hop, seed=cfg.seed)
         self.step = 0
 
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.conds is None:
+            return self.batches.next(self.step + 1), None
+        idx = self.order.next_indices()
+        wave = torch.stack([torch.as_tensor(self.clips[i]).float() for i in idx])
+        return wave, torch.stack([torch.as_tensor(self.conds[i]).float() for i in idx])
+
     def train_step(self) -> dict[str, float]:
-        wave = self.batches.next(self.step + 1).to(self.device)
+        wave, cond = self._batch()
+        wave = wave.to(self.device)
         if wave.dim() != 3 or wave.shape[1] != 2:
             raise ValueError(f"Mono2Stereo training needs stereo clips [2, T], got a batch of {tuple(wave.shape)}")
         with torch.no_grad():
             mono, target = mono_and_channels(wave, self.mel_fn, self.log)
-        pred = self.model(mono)                                 # B 2 M F
-        loss = Fn.l1_loss(pred, target)
+            weight = log_expand(mono, self.log)
+            weight = weight / weight.mean(dim=(1, 2), keepdim=True).clamp_min(1e-12)   # B M F
+        pred = self.model(mono) if cond is None else self.model(mono, cond.to(self.device))   # B 2 M F
+        loss = ((pred - target).abs() * weight[:, None]).mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.opt.step()
+        self.sched.step()
         self.step += 1
         return {"loss": loss.item(), "lr": self.opt.param_groups[0]["lr"]}
 
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "data": self.batches.state_dict(),
-                "rng": rng_state(), "trainer_step": self.step}
+        data = self.batches if self.conds is None else self.order
+        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
+                "data": data.state_dict(), "rng": rng_state(), "trainer_step": self.step}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
-        self.batches.load_state_dict(state["data"])
+        self.sched.load_state_dict(state["sched"])
+        (self.batches if self.conds is None else self.order).load_state_dict(state["data"])
         set_rng_state(state["rng"])
         self.step = int(state["trainer_step"])
 

@@ -1,21 +1,28 @@
 """`python -m kf_core train-tiny --out DIR`: train the whole kf-tiny model on the synthetic world.
 
-One command, one seed, about an hour on two CPU cores (recipe "full"; "smoke" proves the plumbing
-in minutes). Stages, each resumable (a finished stage's output is reused when the command is
-run again with the same --work folder):
+One command, one seed, about two hours on two CPU cores (recipe "full"; "smoke" proves the
+plumbing in minutes). The world draws every clip's look (background, floor, colours, light,
+camera, noise, compression, size, frame rate) at random and independently of its sounds, and
+whole look families are held out from training, so each stage learns what makes a sound, not what
+the training clips looked like. Stages, each resumable (a finished stage's output is reused when
+the command is run again with the same --work folder):
 
-  1. encoders   seeded random tiny T5 / CLIP / Synchformer (T5 and CLIP stay as they are)
-  2. codec set  short stereo synthetic clips + their CLIP features
-  3. Mel-VAE    paper Alg. 2 stages 1–2 (`VAETrainer`); latent statistics from its posteriors
-  4. Mono2Stereo visual-conditioned pan network on the codec set
-  5. sync       the tiny Synchformer learns per-token onset presence (its own objective), then frozen
-  6. features   variable-length (2–10 s, mostly 2–4 s) synthetic clips through the frozen
-                encoders and the VAE posterior into feature shards (`FeatureExtractor`, parallel workers)
-  7. DiT        flow matching, paper Alg. 1 (`FlowTrainer`, length-bucketed batches), EMA weights
-                exported in float16 (config: `tiny_dit.tiny_dit_config()`)
-The vocoder is Griffin-Lim (manifest "vocoder": null). OUT gets the model folder layout of
-docs/ENGINE.md (manifest.json + one file per component), curves/*.csv, training.json and
-MODEL_CARD.md.
+  1. encoders   seeded random tiny T5 / CLIP / Synchformer (motion input, squashed 64-px frames)
+  2. semantic   T5 + CLIP image tower trained together CLIP-style on (frame, caption) pairs, so a
+                prompt names a sound class and an image feature says what is on screen (`tiny_semantic`)
+  3. sync       the tiny Synchformer learns per-token onset presence and the pan of that moment's
+                sound (`tiny_sync`), then frozen
+  4. codec set  short stereo clips for the codec
+  5. Mel-VAE    paper Alg. 2 (`tiny_codec.train_vae`); latent statistics from its posteriors
+  6. vocoder    a small neural vocoder on the codec set (`tiny_codec.train_vocoder`), fine-tuned on
+                the Mel-VAE decoder's mels (Alg. 2 stage 4)
+  7. Mono2Stereo pan network reading the sync tokens (`tiny_stereo`)
+  8. features   variable-length synthetic clips through the frozen encoders and the VAE posterior
+                into feature shards (`FeatureExtractor`, parallel workers)
+  9. DiT        flow matching, paper Alg. 1 (`FlowTrainer`, length-bucketed batches), EMA weights
+                exported in float16
+OUT gets the model folder layout of docs/ENGINE.md (manifest.json + one file per component),
+curves/*.csv, training.json and MODEL_CARD.md.
 """
 from __future__ import annotations
 
@@ -36,7 +43,7 @@ __all__ = ["TinyRecipe", "RECIPES", "train_tiny", "add_arguments", "main"]
 
 log = logging.getLogger(__name__)
 
-SYNC_IMAGE_SIZE = 64  # kf-tiny's Synchformer reads 64-px frames (4×4 patches): 224 px costs 8× more
+SYNC_PRESET = "kf-tiny-motion"  # 64-px squashed frames, motion input (see encoders.synchformer.motion_frames)
 
 
 @dataclass(frozen=True)
@@ -44,20 +51,26 @@ class TinyRecipe:
     """Every number of a kf-tiny training run."""
 
     name: str
-    codec_clips: int          # short clips for the Mel-VAE and Mono2Stereo
+    codec_clips: int          # short clips for the Mel-VAE and the vocoder
     codec_clip_s: float
     vae_steps: int
     vae_batch: int
     m2s_steps: int
     m2s_batch: int
-    sync_clips: int           # 2.56 s clips for the sync encoder's onset objective
+    sync_clips: int           # 2.56 s clips for the sync encoder's onset + pan objective
     sync_steps: int
     sync_batch: int           # 16-frame segments per step
     dit_clips: int            # variable-length clips (2–10 s) for the DiT
     dit_steps: int
     dit_batch: int
+    semantic_clips: int = 1200  # 3 s clips: (frame, caption) pairs for the text and image towers
+    semantic_steps: int = 1500
+    semantic_batch: int = 64
+    stereo_clips: int = 320   # 2.56 s clips with sync tokens for Mono2Stereo
+    vocoder_steps: int = 3000
+    vocoder_batch: int = 8
     dit_lr: float = 1e-3
-    p_drop_video: float = 0.15
+    p_drop_video: float = 0.3
     p_drop_text: float = 0.15
     ema_decay: float = 0.999
 
@@ -76,22 +89,64 @@ RECIPES: dict[str, TinyRecipe] = {
                        dit_clips=1500, dit_steps=4000, dit_batch=12),
     "smoke": TinyRecipe("smoke", codec_clips=24, codec_clip_s=2.0, vae_steps=40, vae_batch=8,
                         m2s_steps=30, m2s_batch=8, sync_clips=8, sync_steps=10, sync_batch=8,
-                        dit_clips=24, dit_steps=60, dit_batch=8),
+                        dit_clips=24, dit_steps=60, dit_batch=8, semantic_clips=16, semantic_steps=10,
+                        semantic_batch=8, stereo_clips=16, vocoder_steps=20, vocoder_batch=4),
 }
 
 
 # ---------------------------------------------------------------- stages
 def _encoders(out: Path, seed: int) -> None:
-    """Write the frozen tiny encoders (seeded, platform-independent weights)."""
-    from ..encoders import ClipVisionEncoder, Synchformer, SynchformerConfig, T5TextEncoder
+    """Write the tiny encoders' seeded starting weights (platform-independent)."""
+    from ..encoders import SYNCHFORMER_PRESETS, ClipVisionEncoder, Synchformer, T5TextEncoder
     from ..encoders.seeded import seeded_init_
     from ..loading.state import save_state_dict
     save_state_dict(T5TextEncoder.tiny(seed).model.state_dict(), out / "t5.safetensors")
     clip = ClipVisionEncoder.tiny(seed)
     save_state_dict({f"visual.{k}": v for k, v in clip.visual.state_dict().items()}, out / "clip.safetensors")
-    sync = seeded_init_(Synchformer(SynchformerConfig(width=128, depth=2, heads=2, image_size=SYNC_IMAGE_SIZE)),
-                        seed)
+    sync = seeded_init_(Synchformer(SYNCHFORMER_PRESETS[SYNC_PRESET]), seed)
     save_state_dict(sync.state_dict(), out / "synchformer.safetensors")
+
+
+def _semantic(out: Path, recipe: TinyRecipe, seed: int, workers: int, summary: dict) -> list[dict]:
+    """Train the T5 and CLIP image towers together on (frame, caption) pairs; held-out accuracies."""
+    from ..encoders import ClipVisionEncoder, T5TextEncoder
+    from ..loading.state import read_state_dict, save_state_dict
+    from .tiny_semantic import image_class_accuracy, text_class_accuracy, train_semantic
+    from .tiny_workers import init_plain_worker, parallel_map, semantic_task
+    args = [(i, seed, "train", "train") for i in range(recipe.semantic_clips)]
+    items = list(parallel_map(semantic_task, args, workers=workers, initializer=init_plain_worker,
+                              initargs=(max(1, 2 // workers),)))
+    from transformers import ByT5Tokenizer
+    t5 = T5TextEncoder.from_state_dict(read_state_dict(out / "t5.safetensors"), ByT5Tokenizer())
+    clip = ClipVisionEncoder.from_file(out / "clip.safetensors", "kf-tiny-clip")
+    rows = train_semantic(clip, t5, items, steps=recipe.semantic_steps, batch_size=recipe.semantic_batch, seed=seed)
+    save_state_dict(t5.model.state_dict(), out / "t5.safetensors")
+    save_state_dict({f"visual.{k}": v for k, v in clip.visual.state_dict().items()}, out / "clip.safetensors")
+    held = list(parallel_map(semantic_task, [(i, seed, "heldout", "heldout") for i in range(90)], workers=workers,
+                             initializer=init_plain_worker, initargs=(max(1, 2 // workers),)))
+    summary["semantic_heldout_look"] = {"text_class_acc": round(text_class_accuracy(t5, held), 3),
+                                        "image_class_acc": round(image_class_accuracy(clip, held), 3)}
+    return rows
+
+
+def _sync(out: Path, recipe: TinyRecipe, seed: int, workers: int, device: str, summary: dict) -> list[dict]:
+    """Train the sync encoder (onset + pan heads) and score its onset probe on held-out looks."""
+    from ..encoders import Synchformer
+    from ..loading.state import save_state_dict
+    from .tiny_sync import onset_auc, train_sync_encoder
+    from .tiny_workers import init_plain_worker, parallel_map, sync_task
+    sync = Synchformer.from_file(out / "synchformer.safetensors")
+    size, resize = sync.cfg.image_size, sync.cfg.resize
+    items = list(parallel_map(sync_task, [(i, seed, size, resize, "train") for i in range(recipe.sync_clips)],
+                              workers=workers, initializer=init_plain_worker, initargs=(max(1, 2 // workers),)))
+    rows = train_sync_encoder(sync, items, steps=recipe.sync_steps, batch_size=recipe.sync_batch, seed=seed,
+                              device=device)
+    save_state_dict({k: v.detach() for k, v in sync.state_dict().items()}, out / "synchformer.safetensors")
+    held = list(parallel_map(sync_task, [(i, seed, size, resize, "heldout") for i in range(96)], workers=workers,
+                             initializer=init_plain_worker, initargs=(max(1, 2 // workers),)))
+    summary["sync_heldout_look"] = {k: (round(v, 3) if isinstance(v, float) else v)
+                                    for k, v in onset_auc(sync, held).items()}
+    return rows
 
 
 def _codec_set(out: Path, work: Path, recipe: TinyRecipe, seed: int, workers: int):
@@ -107,6 +162,18 @@ def _codec_set(out: Path, work: Path, recipe: TinyRecipe, seed: int, workers: in
     data = CodecSet(torch.stack([a for a, _ in items]), torch.stack([v for _, v in items]))
     torch.save({"audio": data.audio, "visual": data.visual}, cache)
     return data
+
+
+def _stereo(out: Path, recipe: TinyRecipe, seed: int, workers: int, codec_cfg) -> list[dict]:
+    """Mono2Stereo on stereo clips + the frozen sync encoder's tokens."""
+    from ..loading.state import save_state_dict
+    from .tiny_stereo import train_stereo
+    from .tiny_workers import init_stereo_worker, parallel_map, stereo_task
+    items = list(parallel_map(stereo_task, range(recipe.stereo_clips), workers=workers,
+                              initializer=init_stereo_worker, initargs=(str(out), seed, max(1, 2 // workers))))
+    model, rows = train_stereo(items, codec_cfg, steps=recipe.m2s_steps, batch_size=recipe.m2s_batch, seed=seed)
+    save_state_dict({k: v.detach() for k, v in model.state_dict().items()}, out / "mono2stereo.safetensors")
+    return rows
 
 
 def _features(out: Path, work: Path, recipe: TinyRecipe, seed: int, workers: int) -> Path:
@@ -136,12 +203,12 @@ def _features(out: Path, work: Path, recipe: TinyRecipe, seed: int, workers: int
 
 # ---------------------------------------------------------------- the command
 def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, workers: int = 2,
-               threads: int = 2, device: str = "cpu") -> dict:
+               threads: int = 2, device: str = "cpu", command: str | None = None) -> dict:
     """Run every stage (skipping finished ones) -> the training summary written to OUT/training.json."""
     from ..config import CODEC_PRESETS
     from ..loading.state import read_state_dict, save_state_dict
     from . import tiny_card
-    from .tiny_codec import latent_statistics, mel_reconstruction_db, train_mono2stereo, train_vae
+    from .tiny_codec import latent_statistics, mel_reconstruction_db, train_vae
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     # On a CPU shared with other jobs, 1 thread avoids OpenMP oversubscription stalls (a DiT step went
@@ -166,6 +233,10 @@ def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, work
         return result
 
     stage("encoders", lambda: _encoders(out, seed))
+    stage("semantic", lambda: tiny_card.write_curve(curves / "semantic.csv",
+                                                    _semantic(out, recipe, seed, workers, summary)))
+    stage("sync_encoder", lambda: tiny_card.write_curve(curves / "synchformer.csv",
+                                                        _sync(out, recipe, seed, workers, device, summary)))
     data = None
 
     def codec_data():
@@ -178,7 +249,7 @@ def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, work
 
     def vae_stage():
         vae, _ = train_vae(codec_data(), codec_cfg, steps=recipe.vae_steps, batch_size=recipe.vae_batch,
-                              seed=seed, out=work / "vae")
+                           seed=seed, out=work / "vae")
         save_state_dict({k: v.detach() for k, v in vae.state_dict().items()}, out / "vae.safetensors")
         mean, std = latent_statistics(vae, codec_data(), codec_cfg)
         save_state_dict({"mean": mean, "std": std}, work / "latent_stats.safetensors")
@@ -186,31 +257,9 @@ def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, work
         shutil.copyfile(work / "vae" / "metrics.csv", curves / "vae.csv")
 
     stage("vae", vae_stage)
-
-    def m2s_stage():
-        from ..encoders import ClipVisionEncoder
-        dim = ClipVisionEncoder.tiny(seed).dim
-        model, rows = train_mono2stereo(codec_data(), codec_cfg, steps=recipe.m2s_steps,
-                                        batch_size=recipe.m2s_batch, seed=seed, visual_dim=dim)
-        save_state_dict({k: v.detach() for k, v in model.state_dict().items()}, out / "mono2stereo.safetensors")
-        tiny_card.write_curve(curves / "mono2stereo.csv", rows)
-
-    stage("mono2stereo", m2s_stage)
     data = None  # the codec set is not needed any more
-    def sync_stage():
-        from ..encoders import Synchformer
-        from .tiny_sync import train_sync_encoder
-        from .tiny_workers import init_sync_worker, parallel_map, sync_task
-        items = list(parallel_map(sync_task, range(recipe.sync_clips), workers=workers,
-                                  initializer=init_sync_worker, initargs=(seed, SYNC_IMAGE_SIZE, max(1, 2 // workers))))
-        sync = Synchformer.from_file(out / "synchformer.safetensors")
-        rows = train_sync_encoder(sync, torch.stack([f for f, _ in items]), [o for _, o in items],
-                                  steps=recipe.sync_steps, batch_size=recipe.sync_batch, seed=seed,
-                                  device=device)
-        save_state_dict({k: v.detach() for k, v in sync.state_dict().items()}, out / "synchformer.safetensors")
-        tiny_card.write_curve(curves / "synchformer.csv", rows)
-
-    stage("sync_encoder", sync_stage)
+    stage("mono2stereo", lambda: tiny_card.write_curve(curves / "mono2stereo.csv",
+                                                       _stereo(out, recipe, seed, workers, codec_cfg)))
     features = work / "features"
     stage("features", lambda: _features(out, work, recipe, seed, workers))
 
@@ -228,7 +277,7 @@ def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, work
         "synchformer": "synchformer.safetensors"},
         "codec": "44k", "clip_model": "kf-tiny-clip", "text_encoder_kind": "t5", "text_tokenizer": "byt5"}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    summary.update(recipe=dataclasses.asdict(recipe), seed=seed, workers=workers,
+    summary.update(recipe=dataclasses.asdict(recipe), seed=seed, workers=workers, command=command,
                    total_s=round(sum(summary["timings_s"].values()), 1),
                    machine=_machine(),
                    torch=torch.__version__, threads=torch.get_num_threads(), device=device)
@@ -279,8 +328,12 @@ def main(args) -> int:
     recipe = RECIPES[args.recipe]
     if args.dit_steps is not None:
         recipe = dataclasses.replace(recipe, dit_steps=args.dit_steps)
+    command = (f"python -m kf_core train-tiny --out {args.out} --recipe {args.recipe} --seed {args.seed} "
+               f"--workers {args.workers} --threads {args.threads}"
+               + (f" --dit-steps {args.dit_steps}" if args.dit_steps is not None else "")
+               + (f" --device {args.device}" if args.device != "cpu" else ""))
     summary = train_tiny(args.out, work, recipe, seed=args.seed, workers=args.workers, threads=args.threads,
-                         device=args.device)
+                         device=args.device, command=command)
     if not args.keep_work and args.work is None:
         shutil.rmtree(work, ignore_errors=True)
     print(f"kf-tiny ({args.recipe}) written to {args.out} in {summary['total_s']:.0f} s: "

@@ -52,23 +52,25 @@ def _load(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _synthetic_table(ev: dict) -> list[str]:
-    cols = [("onset_f1_50ms", "Onset F1@50ms", 3), ("onset_err_ms", "onset err ms", 1), ("desync_s", "DeSync s", 3),
-            ("class_acc", "class acc", 2), ("stereo_corr", "stereo corr", 2), ("frechet", "FD", 2), ("rtf", "RTF", 3)]
-    lines = ["| row | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for name, r in ev["rows"].items():
-        vals = []
-        for key, _, digits in cols:
-            v = r.get(key)
-            vals.append("n/a" if v is None or v != v else f"{v:.{digits}f}")
-        lines.append(f"| {name} | " + " | ".join(vals) + " |")
+_SYNTH_COLS = [("onset_f1_50ms", "Onset F1@50ms", 3), ("onset_err_ms", "onset err ms", 1),
+               ("desync_s", "DeSync s", 3), ("class_acc", "class acc", 2), ("stereo_corr", "stereo corr", 2),
+               ("frechet", "FD", 2), ("rtf", "RTF", 3)]
+
+
+def _fmt(v, digits: int) -> str:
+    return "n/a" if v is None or v != v else f"{v:.{digits}f}"
+
+
+def _synthetic_table(evals: list[tuple[str, dict]]) -> list[str]:
+    """[(model label, eval_synthetic json)] -> one table: every row of every model (labelled)."""
+    lines = ["| model | row | " + " | ".join(c[1] for c in _SYNTH_COLS) + " |", "|---" * (len(_SYNTH_COLS) + 2) + "|"]
+    for label, ev in evals:
+        for name, r in ev["rows"].items():
+            if label != evals[0][0] and name in ("ground truth", "silence", "shuffled"):
+                continue  # the baselines are the same clips for every model
+            vals = [_fmt(r.get(key), digits) for key, _, digits in _SYNTH_COLS]
+            lines.append(f"| {label} | {name} | " + " | ".join(vals) + " |")
     return lines
-
-
-def _overrides(recipe: dict) -> str:
-    from .tiny import RECIPES
-    base = RECIPES.get(recipe["name"])
-    return f" --dit-steps {recipe['dit_steps']}" if base and base.dit_steps != recipe["dit_steps"] else ""
 
 
 def _dit_params(folder: Path) -> str:
@@ -81,6 +83,64 @@ def _dit_params(folder: Path) -> str:
     return f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters"
 
 
+_SPLITS = (("heldout-look", "held-out seeds and held-out looks (backgrounds, floors, colours, camera never seen "
+                            "in training)"),
+           ("heldout", "held-out seeds, training looks"),
+           ("classic", "held-out seeds in v1's plain world (solid backgrounds)"))
+_CODEC_ROWS = (("eval_codec.json", "v2 codec: Mel-VAE → neural vocoder"),
+               ("eval_codec_vae_gl.json", "v2 Mel-VAE → Griffin-Lim"),
+               ("eval_codec_vocoder.json", "v2 vocoder alone (true mel → vocoder)"),
+               ("eval_codec_gl.json", "Griffin-Lim alone (true mel → GL bound)"),
+               ("eval_v1_codec.json", "v1 codec: Mel-VAE → Griffin-Lim"))
+
+
+def _evaluation(folder: Path) -> list[str]:
+    lines = ["## Evaluation", "",
+             "Every number below is on clips training never saw. v1 is the kf-tiny shipped before this one "
+             "(its evaluation files are the `eval_v1_*` beside these).", ""]
+    found = False
+    for split, what in _SPLITS:
+        evals = [(label, ev) for label, ev in (("v2", _load(folder / f"eval_synthetic_{split}.json")),
+                                               ("v1", _load(folder / f"eval_v1_synthetic_{split}.json")))
+                 if ev is not None]
+        if not evals:
+            continue
+        found = True
+        ev = evals[0][1]
+        lines += [f"`python -m kf_core eval synthetic --split {split} --n {ev['n']} --seed {ev['seed']} --duration "
+                  f"{ev['duration']:g}` — {what}; {ev['duration']:g} s single-source clips, 20 Euler steps, CFG 4.5 "
+                  f"(`eval_synthetic_{split}.json`):", ""] + _synthetic_table(evals) + [""]
+    if found:
+        lines += ["Targets: onset F1@50 ms ≥ 0.8, DeSync ≤ 0.1 s, class accuracy ≥ 0.9 with video and from text "
+                  "alone, stereo-direction correlation ≥ 0.8. \"contradicting prompt\" rows give the video and a "
+                  "caption of another class: their class accuracy is against the prompt's class.", ""]
+    onsets = _load(folder / "eval_onsets.json")
+    if onsets is not None:
+        lines += ["Impact hits (`tests/test_kf_tiny.py` clips: held-out looks, 272–512 px, 16–30 fps and VFR): "
+                  + "; ".join(f"{k} {v['hits']}/{v['impacts']} within 100 ms (shifted-time control "
+                              f"{v['control_hits']}/{v['impacts']})" for k, v in onsets.items()) + ".", ""]
+    codec = [(name, _load(folder / f)) for f, name in _CODEC_ROWS]
+    codec = [(n, c) for n, c in codec if c is not None]
+    if codec:
+        keys = [k for k in ("pesq", "si_sdr", "sdr", "lsd", "mcd", "mel_loss", "stft_loss", "rtf")
+                if any(c["mean"].get(k) is not None for _, c in codec)]
+        lines += ["Codec reconstruction (`python -m kf_core eval codec`, the paper's Table 3 metrics, mean over "
+                  f"{len(codec[0][1]['files'])} held-out synthetic clips; targets PESQ ≥ 2.5, MCD ≤ 8):", "",
+                  "| codec | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for name, c in codec:
+            lines.append(f"| {name} | " + " | ".join(_fmt(c["mean"].get(k), 3) for k in keys) + " |")
+        lines += ["", "Higher is better for PESQ, SI-SDR, SDR; lower for LSD, MCD, mel and STFT loss.", ""]
+    for label, f in (("v2", "eval_rtf.json"), ("v1", "eval_v1_rtf.json")):
+        rtf = _load(folder / f)
+        if rtf is not None:
+            lines += [f"End-to-end real-time factor ({label}): {rtf['rtf']:.3f} for a {rtf['duration']:g} s clip at "
+                      f"{rtf['steps']} steps ({rtf['seconds']:.2f} s, {rtf['threads']} threads, all stages incl. "
+                      f"encoders; {rtf.get('note', '')}). Target ≤ 0.5.", ""]
+    if len(lines) == 4:
+        lines += ["No evaluation results are in this folder yet.", ""]
+    return lines
+
+
 def write_model_card(folder: Path) -> Path:
     """Folder of a trained kf-tiny -> MODEL_CARD.md (overwritten) built from the files in it."""
     folder = Path(folder)
@@ -90,82 +150,66 @@ def write_model_card(folder: Path) -> Path:
                                 "`python -m kf_core train-tiny` run; run it first")
     recipe = run["recipe"]
     sizes = {p.name: p.stat().st_size for p in sorted(folder.glob("*.safetensors"))}
+    sync, sem = run.get("sync_heldout_look", {}), run.get("semantic_heldout_look", {})
+    manifest = _load(folder / "manifest.json") or {}
+    vocoder = (manifest.get("components") or {}).get("vocoder")
     lines = [
         "# kf-tiny", "",
         "The default model bundled with the node pack: a CPU-sized Kling-Foley (MM-DiT flow model, Mel-VAE, "
-        "Mono2Stereo, Griffin-Lim) trained only on the procedural synthetic audio-visual world "
-        "(`kf_core.data.synthetic`). It knows nine sound classes (ball, strike, bell, footsteps, vehicle, rain, "
-        "bird, light, ambience) and is meant for trying the nodes and checking that sound follows picture — "
-        "not for real-world videos.", "",
+        "Mono2Stereo, vocoder) trained only on the procedural synthetic audio-visual world "
+        "(`kf_core.data.synthetic`), whose look (background, floor, colours, light, camera, noise, compression, "
+        "size, frame rate) is drawn at random and independently of its sounds, with whole look families held "
+        "out. It knows nine sound classes (ball, strike, bell, footsteps, vehicle, rain, bird, light, ambience) "
+        "and is meant for trying the nodes and hearing sound follow picture — not for real-world videos.", "",
         "## How it was made", "",
-        f"Command (the only one): `python -m kf_core train-tiny --out kf_core/assets/kf-tiny --recipe "
-        f"{recipe['name']} --seed {run['seed']} --workers {run['workers']}{_overrides(recipe)}`", "",
+        f"Command (the only one): `{run.get('command') or 'python -m kf_core train-tiny --out OUT'}`", "",
         f"- Wall time: {run['total_s'] / 60:.1f} min in total — "
         + ", ".join(f"{k} {v / 60:.1f} min" for k, v in run["timings_s"].items()),
-        f"- Machine: {run.get('machine_note') or run['machine']}, torch {run['torch']}, {run['threads']} threads",
-        f"- Data: synthetic training seeds only (held-out evaluation seeds are offset by 1e9). Codec: "
-        f"{recipe['codec_clips']} clips of {recipe['codec_clip_s']:g} s (seed range offset 5e8); DiT: "
-        f"{recipe['dit_clips']} clips of 2–10 s, 80 % of them 2–4 s (single / multi-source / temporal "
+        f"- Machine: {run.get('machine_note') or run['machine']}, torch {run['torch']}, {run['threads']} threads; "
+        f"stages on {run.get('device', 'cpu')}",
+        f"- Data: synthetic training seeds and training looks only (held-out seeds are offset by 1e9 and draw "
+        f"held-out look families). DiT: {recipe['dit_clips']} clips of 2–10 s (single / multi-source / temporal "
         "concatenation layouts, templated captions).",
-        "- Text and image encoders (frozen, never trained): tiny T5 (byte tokenizer, d 128) and tiny CLIP ViT "
-        "(64 px, 8 fps) with deterministic seeded weights.",
-        f"- Sync encoder: tiny Synchformer (64 px, 25 fps, 8 tokens per 16-frame segment), trained by its own "
-        f"objective — per-token onset presence, {recipe.get('sync_steps', 0)} steps of {recipe.get('sync_batch', 0)} "
-        f"segments from {recipe.get('sync_clips', 0)} clips of 2.56 s — then frozen.",
-        f"- Mel-VAE (`MEL_VAE_PRESETS['tiny']`, C 16 at 43 Hz): Alg. 2 stage 1 (MSE) then stage 2 (KL ramp), "
-        f"{recipe['vae_steps']} steps, batch {recipe['vae_batch']} × 0.74 s; GAN stages not run. "
+        f"- Text and image encoders: tiny T5 (byte tokenizer, d 128) and tiny CLIP ViT (64 px, 8 fps), trained "
+        f"together CLIP-style on {recipe.get('semantic_clips')} (frame, caption) pairs for "
+        f"{recipe.get('semantic_steps')} steps (InfoNCE + a class head on each tower), then frozen. Held-out-look "
+        f"class accuracy of their heads: text {_fmt(sem.get('text_class_acc'), 2)}, image "
+        f"{_fmt(sem.get('image_class_acc'), 2)}.",
+        f"- Sync encoder: tiny Synchformer reading squashed 64-px frames as motion (luma and its first and second "
+        f"temporal differences, `encoders.synchformer.motion_frames`), 8 tokens per 16-frame segment, trained "
+        f"by its own objective — per-token onset presence and the pan of that moment's sound, with random "
+        f"flips and colour jitter — {recipe.get('sync_steps')} steps of {recipe.get('sync_batch')} segments from "
+        f"{recipe.get('sync_clips')} clips of 2.56 s, then frozen. Held-out-look onset probe AUC "
+        f"{_fmt(sync.get('auc'), 3)}, pan correlation {_fmt(sync.get('pan_corr'), 2)}"
+        + (f"; the same recipe on RGB input: AUC {_fmt(run['sync_rgb_auc'], 3)}" if "sync_rgb_auc" in run else "")
+        + ".",
+        f"- Mel-VAE (C 16 at 43 Hz): Alg. 2, {recipe['vae_steps']} steps, batch {recipe['vae_batch']}. "
         f"Training-set mel L1: {run.get('vae_l1_db_train', float('nan')):.2f} dB.",
-        f"- Mono2Stereo (visual-conditioned pan, hidden 64): {recipe['m2s_steps']} steps, batch {recipe['m2s_batch']}.",
-        f"- DiT (`tiny_dit_config()`: the kf-tiny preset with point-wise block MLPs, {_dit_params(folder)}): "
-        f"flow matching (Alg. 1), {recipe['dit_steps']} steps, "
+        ("- Vocoder: " + (f"`{vocoder}` (see the codec table), {recipe.get('vocoder_steps')} steps"
+                          if vocoder else "Griffin-Lim")),
+        f"- Mono2Stereo: one pan p per mel bin and frame (L = 2p·M, R = 2(1 − p)·M in linear mel: the paper's "
+        f"two ratios L/M and R/M with L/M + R/M = 2 built in, so energy is preserved by construction), reading "
+        f"the sync tokens at each mel frame's instant; {recipe['m2s_steps']} steps, batch {recipe['m2s_batch']}.",
+        f"- DiT (`PRESETS['kf-tiny']`, {_dit_params(folder)}): flow matching (Alg. 1), {recipe['dit_steps']} steps, "
         f"batch {recipe['dit_batch']}, AdamW lr {recipe['dit_lr']:g} with eq. 8 warm-up/decay, EMA "
-        f"{recipe['ema_decay']}, video/text dropped with p = {recipe['p_drop_video']}/{recipe['p_drop_text']}; "
-        "EMA weights stored in float16 with the latent statistics.",
-        "- Vocoder: Griffin-Lim (32 fast iterations); no neural vocoder was trained.", "",
+        f"{recipe['ema_decay']}, video/text dropped with p = {recipe['p_drop_video']}/{recipe['p_drop_text']}, "
+        "padding masked in every stream; EMA weights stored in float16 with the latent statistics.", "",
         "Files: " + ", ".join(f"`{k}` {v / 1e6:.2f} MB" for k, v in sizes.items())
         + f" — {sum(sizes.values()) / 1e6:.1f} MB in all.", "",
         "## Training curves", "",
     ]
-    for name in ("vae", "mono2stereo", "synchformer", "dit"):
+    for name in ("semantic", "synchformer", "vae", "vocoder", "mono2stereo", "dit"):
         path = folder / "curves" / f"{name}.csv"
         if path.is_file():
             lines.append(f"- {name} (`curves/{name}.csv`): {_summary_line(read_curve(path))}")
-    lines += ["", "## Evaluation", ""]
-    ev = _load(folder / "eval_synthetic.json")
-    if ev is not None:
-        lines += [f"`python -m kf_core eval synthetic --n {ev['n']} --seed {ev['seed']} --duration "
-                  f"{ev['duration']:g}` (held-out seeds, {ev['duration']:g} s single-source clips, 20 Euler steps, "
-                  "CFG 4.5; `eval_synthetic.json`):", ""] + _synthetic_table(ev)
-        lines += ["", "Targets: onset F1@50 ms ≥ 0.8, DeSync ≤ 0.1 s, class accuracy ≥ 0.9 (video and text only), "
-                  "stereo correlation ≥ 0.8.", ""]
-    codec_rows = [(name, _load(folder / f)) for name, f in (("kf-tiny codec (Mel-VAE → Griffin-Lim)", "eval_codec.json"),
-                                                            ("Griffin-Lim alone (mel → GL bound)", "eval_codec_gl.json"))]
-    codec_rows = [(n, c) for n, c in codec_rows if c is not None]
-    if codec_rows:
-        keys = [k for k in ("pesq", "si_sdr", "sdr", "lsd", "mcd", "mel_loss", "stft_loss", "rtf")
-                if any(c["mean"].get(k) is not None for _, c in codec_rows)]
-        lines += ["Codec reconstruction (`python -m kf_core eval codec`, Table 3 metrics, mean over "
-                  f"{len(codec_rows[0][1]['files'])} held-out synthetic clips; `eval_codec*.json`):", "",
-                  "| codec | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-        for name, c in codec_rows:
-            vals = [c["mean"].get(k) for k in keys]
-            lines.append(f"| {name} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in vals) + " |")
-        lines += ["", "Higher is better for PESQ, SI-SDR, SDR; lower for LSD, MCD, mel and STFT loss.", ""]
-    rtf = _load(folder / "eval_rtf.json")
-    if rtf is not None:
-        lines += [f"End-to-end real-time factor: {rtf['rtf']:.3f} for a {rtf['duration']:g} s clip at "
-                  f"{rtf['steps']} steps ({rtf['seconds']:.2f} s, {rtf['threads']} threads, all stages incl. "
-                  f"encoders; {rtf.get('note', '')}).", ""]
+    lines += [""] + _evaluation(folder)
     notes = run.get("notes") or []
     if notes:
         lines += ["## Notes on this build", ""] + [f"- {n}" for n in notes] + [""]
-    if ev is None and not codec_rows:
-        lines += ["No evaluation results are in this folder yet.", ""]
     lines += ["## Limits", "",
-              "Synthetic sounds only; the T5 and CLIP encoders are random (untrained) and the Synchformer only "
-              "learned this world's impacts, so conditioning beyond the synthetic world is meaningless; "
-              "Griffin-Lim phase artefacts; trained on 2–10 s clips (the duration embedding accepts up to 30 s "
-              "and longer videos are generated in windows, but longer clips were never seen).", ""]
+              "Synthetic sounds only: the encoders learned this world's objects and events, so conditioning beyond "
+              "the synthetic world means little; trained on 2–10 s clips (longer videos are generated in windows "
+              "placed by the duration embeddings).", ""]
     path = folder / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path

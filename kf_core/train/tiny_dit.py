@@ -1,76 +1,21 @@
 """kf-tiny's DiT stage: flow matching (Alg. 1) on the feature shards with length-bucketed batches.
 
 Clips are 2–10 s long (`tiny_workers.clip_duration`); a random batch is padded to its longest
-clip, so on a CPU most of the work would go to padding. `BucketedOrder` draws batches of similar lengths instead (a drop-in for the
-trainer's `BatchOrder`: deterministic, resumable, every clip once per epoch).
+clip, so on a CPU most of the work would go to padding; batches of similar lengths
+(`FlowTrainConfig.bucket_pool`, `data.LengthBucketedOrder`: deterministic, resumable, every clip
+once per epoch) avoid most of it.
 
 Shape legend: C latent channels.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from .data import BatchOrder
-
-__all__ = ["BucketedOrder", "train_dit", "tiny_dit_config"]
-
-
-def tiny_dit_config():
-    """PRESETS["kf-tiny"] with point-wise MLPs in the blocks (kernel 1; 3 at the input/output).
-
-    Measured on 2 CPU cores: the kernel-3 ConvMLPs (and the kernel-7 input ConvMLP) hold ~85 % of
-    the preset's FLOPs; this variant trains 1.7x faster (batch 12 × 5.5 s: 0.45 s vs 0.75 s per
-    step) at 3.3 M parameters, so the hour buys more steps. The shipped file records its config.
-
-    Sync tokens are placed at the times their frames show (`sync_upsample="segments"`, see
-    `model.dit.segment_aligned`): with MMAudio's even spreading, a DiT trained for 2000 steps —
-    even one given exact onset times mixed into its sync features — made no use of the video.
-    """
-    from ..model import PRESETS
-    return PRESETS["kf-tiny"].with_(audio_in_kernel=3, audio_kernel=1, visual_kernel=1, sync_in_kernel=3,
-                                    final_kernel=3, sync_upsample="segments")
-
-
-class BucketedOrder(BatchOrder):
-    """Batches of clips with similar lengths, in a seeded order that a checkpoint can resume.
-
-    Per epoch e (seed + e): shuffle all clips, cut the order into pools of `pool` batches, sort
-    each pool by length, cut it into batches, and shuffle the batches. Position, resume and the
-    epoch rollover are `BatchOrder`'s (one rank).
-    """
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, *, seed: int = 0, pool: int = 8) -> None:
-        if batch_size <= 0 or pool <= 0:
-            raise ValueError(f"BucketedOrder needs positive batch_size and pool, got {batch_size}, {pool}")
-        if len(lengths) < batch_size:
-            raise ValueError(f"{len(lengths)} clips cannot fill one batch of {batch_size}; add data or lower "
-                             "the batch size")
-        super().__init__(len(lengths), batch_size, seed=seed)
-        self.lengths = torch.as_tensor(list(lengths))
-        self.pool = pool
-        self._cache: tuple[int, list[list[int]]] | None = None
-
-    def _batches(self, epoch: int) -> list[list[int]]:
-        if self._cache is not None and self._cache[0] == epoch:
-            return self._cache[1]
-        g = torch.Generator().manual_seed(self.seed + epoch)
-        perm = torch.randperm(self.n, generator=g)[: self.per_epoch * self.batch_size]
-        size = self.pool * self.batch_size
-        batches = []
-        for start in range(0, len(perm), size):
-            chunk = perm[start:start + size]
-            chunk = chunk[torch.argsort(self.lengths[chunk], stable=True)]
-            batches += [chunk[i:i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
-        order = torch.randperm(len(batches), generator=g).tolist()
-        self._cache = (epoch, [batches[i] for i in order])
-        return self._cache[1]
-
-    def _indices(self, epoch: int, batch: int) -> list[int]:
-        return self._batches(epoch)[batch]
+__all__ = ["train_dit"]
 
 
 def _jsonable(d):
@@ -93,15 +38,14 @@ def train_dit(out: Path, work: Path, features: Path, *, steps: int, batch_size: 
     from .schedules import InverseLRConfig
     data = FeatureShards([features])
     torch.manual_seed(seed)
-    model = build_model(tiny_dit_config())
+    model = build_model("kf-tiny")  # the shipped architecture: one name, one network
     cfg = FlowTrainConfig(batch_size=batch_size, lr=lr, ema_decay=ema_decay, p_drop_video=p_drop_video,
-                          p_drop_text=p_drop_text, seed=seed,
+                          p_drop_text=p_drop_text, seed=seed, bucket_pool=8,
                           # eq. 8 with constants independent of the run length, so a run of N steps is
                           # exactly the first N steps of a longer one (LR 1e-3 -> 3/7 of it at 4000)
                           schedule=InverseLRConfig(gamma_inv=3000.0, power=1.0, warmup=0.99))
     ctx = DistContext(device=torch.device(device))
     trainer = FlowTrainer(model, cfg, data, codec=data.codec, ctx=ctx)
-    trainer.order = BucketedOrder([data[i].latent_mean.shape[0] for i in range(len(data))], batch_size, seed=seed)
     opts = RunOptions(work / "dit", steps=steps, log_every=10, ckpt_every=250, progress=False,
                       tensorboard=False, export_name="dit", export_kind="dit")
     model_cfg = dataclasses.asdict(model.cfg)

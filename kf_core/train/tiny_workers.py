@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["parallel_map", "init_codec_worker", "codec_task", "init_feature_worker", "feature_task",
-           "clip_duration", "init_sync_worker", "sync_task"]
+           "clip_duration", "init_plain_worker", "semantic_task", "sync_task", "init_stereo_worker", "stereo_task"]
 
 _STATE: dict = {}
 
@@ -54,14 +54,33 @@ def codec_task(index: int):
     return codec_item(index, seed=_STATE["seed"], duration=_STATE["duration"], clip_encoder=_STATE["clip"])
 
 
-def init_sync_worker(seed: int, size: int, threads: int) -> None:
+def init_plain_worker(threads: int) -> None:
     torch.set_num_threads(threads)
-    _STATE.update(seed=seed, size=size)
 
 
-def sync_task(index: int):
+def semantic_task(args: tuple):
+    """(index, seed, looks, split) -> tiny_semantic.SemanticItem."""
+    from .tiny_semantic import semantic_item
+    index, seed, looks, split = args
+    return semantic_item(index, seed=seed, size=64, looks=looks, split=split)
+
+
+def sync_task(args: tuple):
+    """(index, seed, size, resize, looks) -> tiny_sync.SyncItem."""
     from .tiny_sync import sync_item
-    return sync_item(index, seed=_STATE["seed"], size=_STATE["size"])
+    index, seed, size, resize, looks = args
+    return sync_item(index, seed=seed, size=size, resize=resize, looks=looks)
+
+
+def init_stereo_worker(folder: str, seed: int, threads: int) -> None:
+    from ..encoders import Synchformer
+    torch.set_num_threads(threads)
+    _STATE.update(sync=Synchformer.from_file(Path(folder) / "synchformer.safetensors").eval(), seed=seed)
+
+
+def stereo_task(index: int):
+    from .tiny_stereo import stereo_item
+    return stereo_item(index, seed=_STATE["seed"], sync_encoder=_STATE["sync"])
 
 
 def init_feature_worker(folder: str, work: str, seed: int, threads: int) -> None:
@@ -103,6 +122,7 @@ def feature_task(index: int):
     ex = _STATE["extractor"]
     cfg = ex.codec_cfg
     clip = synthetic_clip(index, seed=_STATE["seed"], visual_size=ex.visual_size, sync_size=ex.sync_size,
+                          sync_mode=ex.sync_mode,
                           sample_rate=cfg.sample_rate, hop=cfg.hop, latent_downsample=cfg.latent_downsample,
                           duration=clip_duration(index, _STATE["seed"]))
     return ex.record(clip)
