@@ -1,4 +1,4 @@
-"""Command line: python -m kf_core {generate,train,train-tiny,extract,eval,bench} ...
+"""Command line: python -m kf_core {generate,train,train-tiny,extract,eval,bench,watermark} ...
 
 Each command lives in its own module exposing `add_arguments(parser)` and `main(args) -> int`;
 this file only dispatches, importing the chosen module lazily so `--help` stays fast.
@@ -25,6 +25,10 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "io": "kf_core.eval.bench_io",
         "encoders": "kf_core.eval.bench_encoders",
         "train": "kf_core.eval.bench_train",
+        "watermark": "kf_core.eval.bench_watermark",
+    },
+    "watermark": {
+        "detect": "kf_core.watermark.cli",
     },
 }
 

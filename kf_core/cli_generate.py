@@ -37,6 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", type=float, default=1.0, help="seconds shared by neighbouring windows")
     p.add_argument("--mono", action="store_true", help="skip Mono2Stereo")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
+    p.add_argument("--no-watermark", action="store_true",
+                   help="leave out the inaudible watermark (on by default; see `python -m kf_core watermark`)")
+    p.add_argument("--watermark-key", default=None,
+                   help="private key for the watermark (default: the pack's public key); detect with the same key")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -50,6 +54,8 @@ def main(args: argparse.Namespace) -> int:
     if args.out is not None and args.video is None:
         raise SystemExit("--out muxes audio into a video: give --video IN.mp4, or use --audio-out for "
                          "text-to-audio")
+    if args.watermark_key is not None and (args.no_watermark or not args.watermark_key.strip()):
+        raise SystemExit("--watermark-key needs a non-empty key and the watermark on (drop --no-watermark)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     pipe = load_pipeline(args.model, device=args.device)
     steps = args.steps if args.steps is not None else pipe.components.dit.sampling_defaults.steps
@@ -62,7 +68,8 @@ def main(args: argparse.Namespace) -> int:
                                  steps=args.steps, sampler=args.sampler, schedule=args.schedule,
                                  shift=args.shift, cfg=args.cfg, seed=args.seed,
                                  stereo=not args.mono, window=args.window, overlap=args.overlap,
-                                 callback=progress)
+                                 callback=progress, watermark=not args.no_watermark,
+                                 watermark_key=args.watermark_key)
     if args.audio_out is not None:
         path = write_audio(args.audio_out, wave, sr)
         print(f"audio: {path} ({wave.shape[0]} ch, {wave.shape[1] / sr:.3f} s at {sr} Hz)")

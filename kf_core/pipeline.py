@@ -4,6 +4,7 @@ Every stage is a plain function over explicit components, so the CLI, the ComfyU
 tests run the same code, and changing sampler settings never re-runs the encoders:
 
     open_video → encode_text / encode_video → sample_latents → decode_mel → to_stereo → vocode
+    → watermark_audio (on by default; kf_core.watermark)
 
 Shapes: B batch, La audio tokens, Lv visual tokens, Ls sync tokens, Lt text tokens, C latent
 channels, M mel bins, F mel frames, T samples. Output length is exactly round(duration · sr).
@@ -27,7 +28,7 @@ from .sampling.longform import sample_long
 
 __all__ = ["VideoClip", "TextCondition", "VideoCondition", "Latents", "Mel", "Audio", "open_video",
            "encode_text", "encode_video", "sample_latents", "sample_once", "decode_mel", "to_stereo", "vocode",
-           "FoleyPipeline", "load_pipeline", "load_components", "DEFAULT_TEXT_DURATION"]
+           "watermark_audio", "FoleyPipeline", "load_pipeline", "load_components", "DEFAULT_TEXT_DURATION"]
 
 log = logging.getLogger(__name__)
 
@@ -388,6 +389,16 @@ def vocode(codec: AudioCodec, mel: Mel) -> Audio:
     return Audio(waveform=wave.clamp(-1, 1).contiguous(), sample_rate=codec.sample_rate)
 
 
+def watermark_audio(audio: Audio, *, model: str | None = None, seed: int | None = None,
+                    key: str | None = None) -> Audio:
+    """Audio -> the same audio with the inaudible spectral watermark (kf_core.watermark) embedded,
+    its payload recording `model` (a name) and the low 16 bits of `seed`; `key` None = the pack's."""
+    from .watermark import DEFAULT_KEY, Payload, embed_watermark  # lazy, like .io: PyAV loads when audio is made
+    wave = embed_watermark(audio.waveform, audio.sample_rate, Payload.for_generation(model, seed),
+                           key=DEFAULT_KEY if key is None else key)
+    return replace(audio, waveform=wave)
+
+
 # ---------------------------------------------------------------- bundle
 class FoleyPipeline:
     """Components + the stages chained: `generate(video, prompt, ...) -> (waveform [C,T], sr)`."""
@@ -403,14 +414,16 @@ class FoleyPipeline:
                  steps: int | None = None, sampler: str = "euler", schedule: str = "uniform", cfg: float | None = None,
                  seed: int = 0, stereo: bool = True, *, fps: float | None = None, shift: float | None = None,
                  batch_size: int = 1, window: float | None = None, overlap: float = 1.0, callback=None,
-                 check_cancel=None) -> tuple[torch.Tensor, int]:
+                 check_cancel=None, watermark: bool = True, watermark_key: str | None = None
+                 ) -> tuple[torch.Tensor, int]:
         """Video (path or IMAGE [N,H,W,3] + fps, optional) and prompt -> (waveform [C,T], sample_rate).
 
         With a video the audio lasts exactly the video (or `duration`, if shorter); without one,
         `duration` seconds (default 8). steps / cfg None take the network's defaults (MMAudio 25 /
         4.5, Kling-Foley 20 / 4.5). Clips longer than `window` seconds (default: the network's
         window, MMAudio 8 s) are generated in windows overlapping by at least `overlap` seconds.
-        With batch_size > 1 the waveform is [B,C,T].
+        With batch_size > 1 the waveform is [B,C,T]. The audio carries an inaudible watermark
+        (model name + seed, under `watermark_key`) unless `watermark=False`.
         """
         c = self.components
         text = encode_text(c.text_encoder, prompt, negative_prompt)
@@ -426,6 +439,8 @@ class FoleyPipeline:
         if stereo:
             mel = to_stereo(c.codec, mel, vcond)
         audio = vocode(c.codec, mel)
+        if watermark:
+            audio = watermark_audio(audio, model=c.name, seed=seed, key=watermark_key)
         wave = audio.waveform[0] if batch_size == 1 else audio.waveform
         return wave, audio.sample_rate
 

@@ -48,7 +48,8 @@ class KlingFoleyMono2Stereo:
 
 class KlingFoleyVocoder:
     DESCRIPTION = ("Vocoder: mel -> waveform, as a core AUDIO (connect Preview Audio, Save Audio, Mux Audio or "
-                   "any video combiner). Its length is exactly the video's duration.")
+                   "any video combiner). Its length is exactly the video's duration. An inaudible watermark "
+                   "marks it as generated (check with Kling-Foley Watermark Detect).")
     CATEGORY = CATEGORY
     FUNCTION = "vocode"
     RETURN_TYPES = ("AUDIO",)
@@ -56,12 +57,17 @@ class KlingFoleyVocoder:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"codec": _CODEC, "mel": _MEL}}
+        return {"required": {"codec": _CODEC, "mel": _MEL,
+                             "watermark": ("BOOLEAN", {"default": True, "tooltip": (
+                                 "Embed the inaudible watermark that says this sound was generated (paper §8). "
+                                 "Off: the audio is exactly what the vocoder made.")})}}
 
-    def vocode(self, codec, mel):
-        from kf_core.pipeline import vocode
+    def vocode(self, codec, mel, watermark=True):
+        from kf_core.pipeline import vocode, watermark_audio
         with _comfy.on_device(codec.vocoder):
             audio = vocode(codec, mel)
+        if watermark:  # the Vocoder sees neither model nor seed: the payload says "made in ComfyUI"
+            audio = watermark_audio(audio, model="comfyui")
         return ({"waveform": audio.waveform.cpu(), "sample_rate": audio.sample_rate},)
 
 
