@@ -28,14 +28,24 @@ def mark_gain(signs, cfg: WatermarkConfig, frames: int, hop: int) -> torch.Tenso
 
 
 def _mark(x: torch.Tensor, gain_fn, cfg: WatermarkConfig) -> torch.Tensor:
-    """Host [N, T] at cfg.sample_rate -> the mark signal [N, T]."""
-    window = torch.hann_window(cfg.n_fft, dtype=x.dtype, device=x.device)
-    spec = torch.stft(x, cfg.n_fft, cfg.embed_hop, window=window, center=True, return_complex=True)  # N K' F
+    """Host [N, T] at cfg.sample_rate -> the mark signal [N, T]: the band's STFT times the gain,
+    resynthesised by windowed overlap-add (Hann at a quarter-window hop sums to a constant, so
+    this equals torch.istft away from the clip's first and last 12 ms, at a third of its cost)."""
+    n, hop, t = cfg.n_fft, cfg.embed_hop, x.shape[-1]
+    window = torch.hann_window(n, dtype=x.dtype, device=x.device)
+    spec = torch.stft(x, n, hop, window=window, center=True, return_complex=True)   # N K' F
     lo, hi = cfg.bin_range
-    gain = gain_fn(spec.shape[-1]).to(x.device)                                   # K F
-    delta = torch.zeros_like(spec)
-    delta[:, lo:hi] = spec[:, lo:hi] * gain
-    return torch.istft(delta, cfg.n_fft, cfg.embed_hop, window=window, center=True, length=x.shape[-1])
+    f = spec.shape[-1]
+    band = torch.zeros(spec.shape[0], f, hi, dtype=spec.dtype, device=x.device)      # N F hi
+    band[:, :, lo:hi] = spec[:, lo:hi].transpose(1, 2) * gain_fn(f).T.to(x.device)
+    frames = torch.fft.irfft(band, n=n) * window                                    # N F n
+    r = n // hop
+    parts = frames.reshape(-1, f, r, hop)                                           # N F r hop
+    out = torch.zeros(parts.shape[0], f + r - 1, hop, dtype=x.dtype, device=x.device)
+    for j in range(r):                                                              # overlap-add
+        out[:, j:j + f] += parts[:, :, j]
+    envelope = window.square().sum() / hop                                          # 1.5 for Hann, n/4
+    return out.reshape(out.shape[0], -1)[:, n // 2:n // 2 + t] / envelope          # N T
 
 
 def embed_watermark(wave: torch.Tensor, sample_rate: int, payload: Payload, *, key: str = DEFAULT_KEY,

@@ -33,7 +33,7 @@ class WatermarkConfig:
     sample_rate: int = 44100        # the mark's own rate: other rates are resampled to it
     n_fft: int = 1024
     hop: int = 256                  # the detector's frame step
-    embed_hop: int = 256            # the embedder's (75 % overlap: at 50 % Hann resynthesis ripples)
+    embed_hop: int = 256            # the embedder's (75 % overlap: at 50 % the resynthesis ripples)
     f_low: float = 200.0            # the band: below 8 kHz so 16 kHz resampling keeps it
     f_high: float = 7000.0
     band_bins: int = 2              # STFT bins per band (43 Hz each)
@@ -49,6 +49,9 @@ class WatermarkConfig:
         if self.hop <= 0 or self.n_fft < self.hop or self.band_bins < 1 or self.slot_frames < 1:
             raise ValueError(f"n_fft={self.n_fft}, hop={self.hop}, band_bins={self.band_bins}, "
                              f"slot_frames={self.slot_frames}: need n_fft >= hop > 0 and tiles of >= 1 bin/frame")
+        if self.n_fft % self.embed_hop or self.n_fft // self.embed_hop < 3:
+            raise ValueError(f"embed_hop must divide n_fft into >= 3 hops (Hann overlap-add), got "
+                             f"n_fft={self.n_fft}, embed_hop={self.embed_hop}")
         if not 0.05 <= self.pilot_fraction <= 0.95:
             raise ValueError(f"pilot_fraction must be in [0.05, 0.95], got {self.pilot_fraction}")
         if not 0 < self.strength < 0.5:
