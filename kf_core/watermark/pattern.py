@@ -41,6 +41,8 @@ class WatermarkConfig:
     slots: int = 32                 # slots per period (1.49 s)
     pilot_fraction: float = 0.4     # tiles that carry the sync/presence pilot
     strength: float = 0.15
+    tonal_relief: float = 0.3       # on a band standing out of its neighbours (a partial, a beep) by
+    tonal_nats: tuple[float, float] = (1.0, 3.0)  # these many nats the mark shrinks to this fraction
 
     def __post_init__(self) -> None:
         nyq = self.sample_rate / 2
@@ -56,6 +58,9 @@ class WatermarkConfig:
             raise ValueError(f"pilot_fraction must be in [0.05, 0.95], got {self.pilot_fraction}")
         if not 0 < self.strength < 0.5:
             raise ValueError(f"strength must be in (0, 0.5), got {self.strength}")
+        if not (0 < self.tonal_relief <= 1 and self.tonal_nats[0] < self.tonal_nats[1]):
+            raise ValueError(f"tonal_relief must be in (0, 1] and tonal_nats increasing, got "
+                             f"{self.tonal_relief}, {self.tonal_nats}")
         data_tiles = self.slots * self.n_bands - round(self.pilot_fraction * self.slots * self.n_bands)
         if data_tiles < 2 * CODED_BITS:
             raise ValueError(f"{data_tiles} data tiles per period cannot carry {CODED_BITS} coded bits twice; "
