@@ -28,7 +28,8 @@ from .pattern import DEFAULT_KEY, Pattern, WatermarkConfig, pattern_for
 __all__ = ["Detection", "detect_watermark", "tile_scores", "DEFAULT_FPR"]
 
 DEFAULT_FPR = 1e-3
-_FLOOR = 1e-11          # power per bin below this (about -110 dBFS) is no sound: it carries no mark
+_FLOOR = 1e-11          # power per bin this far (158 dB) below a full-scale tone's is no sound: no mark
+_CHUNK_FRAMES = 4096    # STFT frames computed at once (24 s)
 _NOISE_BLOCKS = 4      # the local noise of a tile is measured over ±4 slots
 _NOISE_BANDS = 1        # and ±1 band
 _CLIP = 4.0             # tile values clipped at this many RMS
@@ -67,12 +68,21 @@ def _mono44(wave: torch.Tensor, sample_rate: int, cfg: WatermarkConfig) -> torch
 
 
 def _band_features(x: torch.Tensor, cfg: WatermarkConfig) -> np.ndarray:
-    """Mono wave [T] -> log-power per frame, summed over each band's bins [F, Bn]."""
-    window = torch.hann_window(cfg.n_fft)
-    spec = torch.stft(x, cfg.n_fft, cfg.hop, window=window, center=True, return_complex=True)   # K' F
+    """Mono wave [T] -> log-power per frame, summed over each band's bins [F, Bn] (the frames of a
+    centred STFT, computed a chunk at a time so an hour of audio needs no more memory than 30 s)."""
+    n, hop = cfg.n_fft, cfg.hop
+    window = torch.hann_window(n)
+    padded = torch.nn.functional.pad(x[None, None], (n // 2, n // 2), mode="reflect")[0, 0]
+    frames = (padded.shape[-1] - n) // hop + 1
     lo, hi = cfg.bin_range
-    logp = spec[lo:hi].abs().square().clamp_min(_FLOOR).log().double().numpy()     # K F
-    return logp.reshape(cfg.n_bands, cfg.band_bins, -1).sum(1).T                    # F Bn
+    out = []
+    for f0 in range(0, frames, _CHUNK_FRAMES):
+        f1 = min(frames, f0 + _CHUNK_FRAMES)
+        chunk = padded[f0 * hop:(f1 - 1) * hop + n]
+        spec = torch.stft(chunk, n, hop, window=window, center=False, return_complex=True)   # K' F
+        logp = spec[lo:hi].abs().square().clamp_min(_FLOOR).log().double().numpy()          # K F
+        out.append(logp.reshape(cfg.n_bands, cfg.band_bins, -1).sum(1).T)                    # F Bn
+    return np.concatenate(out)
 
 
 def _box(a: np.ndarray, rows: int, cols: int) -> np.ndarray:

@@ -51,9 +51,11 @@ class WatermarkConfig:
         if self.hop <= 0 or self.n_fft < self.hop or self.band_bins < 1 or self.slot_frames < 1:
             raise ValueError(f"n_fft={self.n_fft}, hop={self.hop}, band_bins={self.band_bins}, "
                              f"slot_frames={self.slot_frames}: need n_fft >= hop > 0 and tiles of >= 1 bin/frame")
-        if self.n_fft % self.embed_hop or self.n_fft // self.embed_hop < 3:
-            raise ValueError(f"embed_hop must divide n_fft into >= 3 hops (Hann overlap-add), got "
-                             f"n_fft={self.n_fft}, embed_hop={self.embed_hop}")
+        if self.n_fft % self.embed_hop or self.n_fft // self.embed_hop < 3 or \
+                (self.slot_frames * self.hop) % self.embed_hop:
+            raise ValueError(f"embed_hop must divide n_fft into >= 3 hops (Hann overlap-add) and a slot "
+                             f"into whole frames, got n_fft={self.n_fft}, embed_hop={self.embed_hop}, "
+                             f"slot={self.slot_frames * self.hop} samples")
         if not 0.05 <= self.pilot_fraction <= 0.95:
             raise ValueError(f"pilot_fraction must be in [0.05, 0.95], got {self.pilot_fraction}")
         if not 0 < self.strength < 0.5:
