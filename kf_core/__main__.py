@@ -1,4 +1,4 @@
-"""Command line: python -m kf_core {generate,train,train-tiny,extract,eval,bench,fuzz} ...
+"""Command line: python -m kf_core {generate,train,train-tiny,extract,eval,bench,fuzz,watermark} ...
 
 Each command lives in its own module exposing `add_arguments(parser)` and `main(args) -> int`;
 this file only dispatches, importing the chosen module lazily so `--help` stays fast. A command
@@ -39,8 +39,12 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "encoders": "kf_core.eval.bench_encoders",
         "train": "kf_core.eval.bench_train",
         "long": "kf_core.eval.bench_long",
+        "watermark": "kf_core.eval.bench_watermark",
     },
     "fuzz": "kf_core.eval.fuzz",
+    "watermark": {
+        "detect": "kf_core.watermark.cli",
+    },
 }
 
 

@@ -45,13 +45,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sync-model", type=Path, default=None,
                    help="with --takes: a full Synchformer checkpoint (MMAudio's synchformer_state_dict.pth) "
                         "so takes are ranked by DeSync too")
+    p.add_argument("--no-watermark", action="store_true",
+                   help="leave out the inaudible watermark (on by default; see `python -m kf_core watermark`)")
+    p.add_argument("--watermark-key", default=None,
+                   help="private key for the watermark (default: the pack's public key); detect with the same key")
 
 
 def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .errors import UserError
-    from .pipeline import load_pipeline
+    from .pipeline import Watermark, load_pipeline
     from .validate import check_generation
 
     if args.out is None and args.audio_out is None:
@@ -65,6 +69,8 @@ def main(args: argparse.Namespace) -> int:
                      steps=args.steps, cfg=args.cfg, seed=args.seed, sampler=args.sampler, schedule=args.schedule,
                      shift=args.shift, window=args.window, overlap=args.overlap, prompt=args.prompt,
                      negative_prompt=args.negative_prompt)
+    if args.watermark_key is not None and (args.no_watermark or not args.watermark_key.strip()):
+        raise UserError("--watermark-key needs a non-empty key and the watermark on (drop --no-watermark)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     pipe = load_pipeline(args.model, device=args.device)
     steps = args.steps if args.steps is not None else pipe.components.dit.sampling_defaults.steps
@@ -77,11 +83,14 @@ def main(args: argparse.Namespace) -> int:
                      overlap=args.overlap, callback=progress)
         if args.takes == 1:
             paths = pipe.save(args.video, args.prompt, args.negative_prompt, out=args.out,
-                              audio_out=args.audio_out, **knobs)
+                              audio_out=args.audio_out, watermark=not args.no_watermark,
+                              watermark_key=args.watermark_key, **knobs)
         else:  # the takes are whole waveforms already: write the best one
             from .io import write_audio
             wave, sr = _best_take(pipe, args, video=args.video, prompt=args.prompt,
                                   negative_prompt=args.negative_prompt, **knobs)
+            if not args.no_watermark:  # ranked unmarked; the kept take is marked like any generation
+                wave = Watermark(pipe.components.name, args.seed, args.watermark_key).embed(wave, sr)
             paths = {}
             if args.audio_out is not None:
                 paths["audio"] = write_audio(args.audio_out, wave, sr)

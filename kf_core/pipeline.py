@@ -4,6 +4,7 @@ Every stage is a plain function over explicit components, so the CLI, the ComfyU
 tests run the same code, and changing sampler settings never re-runs the encoders:
 
     open_video → encode_text / encode_video → sample_latents → decode_mel → to_stereo → vocode
+    → watermark (on by default in generate/save and the Vocoder node; kf_core.watermark)
 
 Shapes: B batch, La audio tokens, Lv visual tokens, Ls sync tokens, Lt text tokens, C latent
 channels, M mel bins, F mel frames, T samples. Output length is exactly round(duration · sr).
@@ -31,7 +32,7 @@ from .validate import check_fps, check_generation
 
 __all__ = ["VideoClip", "TextCondition", "VideoCondition", "Latents", "Mel", "Audio", "open_video",
            "encode_text", "encode_video", "sample_latents", "sample_once", "decode_mel", "to_stereo", "vocode",
-           "stream_audio",
+           "stream_audio", "Watermark", "watermark_audio",
            "FoleyPipeline", "load_pipeline", "load_components", "DEFAULT_TEXT_DURATION"]
 
 log = logging.getLogger(__name__)
@@ -410,26 +411,72 @@ def _stereo_features(codec: AudioCodec, video: VideoCondition | None, batch: int
     return feats.expand(batch, -1, -1)
 
 
-def vocode(codec: AudioCodec, mel: Mel, *, level: str = "clip", ceiling_db: float = -1.0) -> Audio:
+def vocode(codec: AudioCodec, mel: Mel, *, level: str = "clip", ceiling_db: float = -1.0,
+           watermark: Watermark | None = None) -> Audio:
     """Log-mel [B,Ch,M,F] -> waveform [B,Ch,T] float32 in [-1,1], T = round(duration·sr) exactly.
 
-    `level` keeps it inside full scale (kf_core.codec.limiter): "clip" (hard clip at 0 dBFS),
-    "limit" (peak limiter at `ceiling_db`) or "normalize" (each take's peak at `ceiling_db`)."""
+    `watermark` (None: none) is embedded before the level stage, so the level decides the peak
+    and nothing passes the ceiling; the limiter's gain is smooth and the same in every band, which
+    the detector cancels. `level` keeps it inside full scale (kf_core.codec.limiter): "clip" (hard
+    clip at 0 dBFS), "limit" (peak limiter at `ceiling_db`) or "normalize" (each take's peak at
+    `ceiling_db`)."""
     with torch.inference_mode():
         wave = codec.vocode(mel.mel)                                         # B Ch T'
     wave = fit_samples(wave.float(), mel.seq.samples)                          # B Ch T
+    if watermark is not None:
+        wave = watermark.embed(wave, codec.sample_rate, clip=False)
     wave = set_level(wave, codec.sample_rate, level, ceiling_db)
     return Audio(waveform=wave.contiguous(), sample_rate=codec.sample_rate)
 
 
 def stream_audio(codec: AudioCodec, latents: Latents, video: VideoCondition | None = None, *,
-                 stereo: bool = True):
-    """decode_mel -> to_stereo -> vocode as one stream: waveform blocks [B,Ch,n] (CPU float32 in
-    [-1, 1]) totalling round(duration·sr) samples; only a few chunks are alive at any time."""
+                 stereo: bool = True, watermark: Watermark | None = None):
+    """decode_mel -> to_stereo -> vocode (-> `watermark`, None: none) as one stream: waveform blocks
+    [B,Ch,n] (CPU float32 in [-1, 1]) totalling round(duration·sr) samples; only a few chunks are
+    alive at any time. The mark is the same, sample for sample, as `watermark_audio` of the whole."""
     visual = _stereo_features(codec, video, latents.z.shape[0]) if stereo else None
     blocks = codec.stream_waveform(latents.z, latent_mean=latents.latent_mean, latent_std=latents.latent_std,
                                    visual=visual, stereo=stereo, num_samples=latents.seq.samples)
-    return (b.float().cpu() for b in blocks)
+    blocks = (b.float().cpu() for b in blocks)
+    return blocks if watermark is None else watermark.stream(blocks, codec.sample_rate)
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """The inaudible mark a generation carries (kf_core.watermark): its payload records `model` (a
+    name; None: not recorded) and the low 16 bits of `seed`, under `key` (None: the pack's public key)."""
+
+    model: str | None = None
+    seed: int | None = None
+    key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.key is not None and not (isinstance(self.key, str) and self.key.strip()):
+            raise UserError(f"the watermark key must be a non-empty string, got {self.key!r} "
+                            "(leave it out for the pack's public key)")
+
+    def _spec(self):
+        from .watermark import DEFAULT_KEY, Payload  # lazy, like .io: PyAV loads when audio is made
+        return Payload.for_generation(self.model, self.seed), DEFAULT_KEY if self.key is None else self.key
+
+    def embed(self, wave: torch.Tensor, sample_rate: int, *, clip: bool = True) -> torch.Tensor:
+        """Waveform [..., T] -> marked [..., T] (in [-1, 1] unless clip=False)."""
+        from .watermark import embed_watermark
+        payload, key = self._spec()
+        return embed_watermark(wave, sample_rate, payload, key=key, clip=clip)
+
+    def stream(self, blocks, sample_rate: int):
+        """Waveform blocks [..., n] -> marked blocks (boundaries move; ~70 ms is held back), in [-1, 1]."""
+        from .watermark import embed_stream
+        payload, key = self._spec()
+        return embed_stream(blocks, sample_rate, payload, key=key)
+
+
+def watermark_audio(audio: Audio, *, model: str | None = None, seed: int | None = None,
+                    key: str | None = None) -> Audio:
+    """Audio -> the same audio with the inaudible spectral watermark (kf_core.watermark) embedded,
+    its payload recording `model` (a name) and the low 16 bits of `seed`; `key` None = the pack's."""
+    return replace(audio, waveform=Watermark(model, seed, key).embed(audio.waveform, audio.sample_rate))
 
 
 # ---------------------------------------------------------------- bundle
@@ -443,6 +490,11 @@ class FoleyPipeline:
     @property
     def sample_rate(self) -> int:
         return self.components.codec.sample_rate
+
+    def _watermark(self, on: bool, key: str | None, seed: int) -> Watermark | None:
+        if not on and key is not None:
+            raise UserError("a watermark key was given with the watermark off: drop one of the two")
+        return Watermark(self.components.name, seed, key) if on else None
 
     def _latents(self, video, prompt, negative_prompt, duration, steps, sampler, schedule, cfg, seed, *, fps,
                  shift, batch_size, window, overlap, callback, check_cancel, out=None, audio_out=None):
@@ -467,37 +519,42 @@ class FoleyPipeline:
                  steps: int | None = None, sampler: str = "euler", schedule: str = "uniform", cfg: float | None = None,
                  seed: int = 0, stereo: bool = True, *, fps: float | None = None, shift: float | None = None,
                  batch_size: int = 1, window: float | None = None, overlap: float = 1.0, callback=None,
-                 check_cancel=None) -> tuple[torch.Tensor, int]:
+                 check_cancel=None, watermark: bool = True, watermark_key: str | None = None
+                 ) -> tuple[torch.Tensor, int]:
         """Video (path or IMAGE [N,H,W,3] + fps, optional) and prompt -> (waveform [C,T], sample_rate).
 
         With a video the audio lasts exactly the video (or `duration`, if shorter); without one,
         `duration` seconds (default 8). steps / cfg None take the network's defaults (MMAudio 25 /
         4.5, Kling-Foley 20 / 4.5). Clips longer than `window` seconds (default: the network's
         window, MMAudio 8 s) are generated in windows overlapping by at least `overlap` seconds.
-        With batch_size > 1 the waveform is [B,C,T]. Every argument is checked first
-        (`kf_core.validate`), so a mistake raises UserError before any encoding.
+        With batch_size > 1 the waveform is [B,C,T]. The audio carries an inaudible watermark
+        (model name + seed, under `watermark_key`) unless `watermark=False`. Every argument is
+        checked first (`kf_core.validate`), so a mistake raises UserError before any encoding.
         """
+        mark = self._watermark(watermark, watermark_key, seed)
         lat, vcond = self._latents(video, prompt, negative_prompt, duration, steps, sampler, schedule, cfg, seed,
                                    fps=fps, shift=shift, batch_size=batch_size, window=window, overlap=overlap,
                                    callback=callback, check_cancel=check_cancel)
-        wave = torch.cat(list(stream_audio(self.components.codec, lat, vcond, stereo=stereo)), dim=-1)
+        wave = torch.cat(list(stream_audio(self.components.codec, lat, vcond, stereo=stereo, watermark=mark)), dim=-1)
         return (wave[0] if batch_size == 1 else wave), self.sample_rate
 
     def save(self, video=None, prompt: str = "", negative_prompt: str = "", *, out=None, audio_out=None,
              stereo: bool = True, fps: float | None = None, duration: float | None = None, steps: int | None = None,
              sampler: str = "euler", schedule: str = "uniform", cfg: float | None = None, seed: int = 0,
              shift: float | None = None, window: float | None = None, overlap: float = 1.0, callback=None,
-             check_cancel=None) -> dict[str, Path]:
+             check_cancel=None, watermark: bool = True, watermark_key: str | None = None) -> dict[str, Path]:
         """Like `generate`, but the sound is streamed into `audio_out` (.wav/.flac) and/or muxed into a
         copy of `video` at `out`, block by block -> {"audio": path, "video": path}. Both outputs are
-        checked before anything runs; a failure or a signal leaves neither behind."""
+        checked before anything runs; a failure or a signal leaves neither behind. The watermark is
+        embedded block by block too: the same samples as `generate` writes."""
         from .io import AudioWriter, mux_audio
         if out is None and audio_out is None:
             raise UserError("nothing to write: give out= (a video, needs a video input) and/or audio_out= (.wav/.flac)")
+        mark = self._watermark(watermark, watermark_key, seed)
         lat, vcond = self._latents(video, prompt, negative_prompt, duration, steps, sampler, schedule, cfg, seed,
                                    fps=fps, shift=shift, batch_size=1, window=window, overlap=overlap,
                                    callback=callback, check_cancel=check_cancel, out=out, audio_out=audio_out)
-        blocks = (b[0] for b in stream_audio(self.components.codec, lat, vcond, stereo=stereo))   # C n
+        blocks = (b[0] for b in stream_audio(self.components.codec, lat, vcond, stereo=stereo, watermark=mark))  # C n
         written: dict[str, Path] = {}
         with contextlib.ExitStack() as stack:
             if audio_out is not None:

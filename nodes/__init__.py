@@ -9,9 +9,9 @@ with KF_UPDATE_SNAPSHOT=1.
 """
 from __future__ import annotations
 
-from . import _comfy, codec, encode, loaders, mux, preview, sampler, spatial, video
+from . import _comfy, codec, encode, loaders, mux, preview, sampler, spatial, video, watermark
 
-_MODULES = (loaders, video, encode, sampler, codec, mux, preview, spatial)
+_MODULES = (loaders, video, encode, sampler, codec, mux, preview, spatial, watermark)
 
 NODE_LIST = [cls for m in _MODULES for cls in m.NODES]
 V3 = _comfy.V3

@@ -58,7 +58,7 @@ class KlingFoleyVocoder(io.ComfyNode):
             node_id="KlingFoleyVocoder", display_name="Kling-Foley Vocoder", category=CATEGORY,
             description="Vocoder: mel -> waveform, as a core AUDIO (connect Preview Audio, Save Audio, Mux Audio or "
                         "any video combiner). Its length is exactly the video's duration; its peaks stay under "
-                        "the ceiling.",
+                        "the ceiling. An inaudible watermark marks it as generated.",
             inputs=[_codec_input(), _mel_input(),
                     io.Combo.Input("level", options=LEVELS, default="limit", optional=True,
                                    tooltip="Keeps the sound inside full scale. limit: a peak limiter holds peaks at "
@@ -66,14 +66,21 @@ class KlingFoleyVocoder(io.ComfyNode):
                                            "peak is set to the ceiling (quiet takes get louder); clip: hard clip "
                                            "at 0 dBFS (distorts loud takes)."),
                     io.Float.Input("ceiling_db", default=-1.0, min=-24.0, max=0.0, step=0.1, optional=True,
-                                   tooltip="Highest peak in dBFS for limit/normalize (-1 leaves room for AAC).")],
+                                   tooltip="Highest peak in dBFS for limit/normalize (-1 leaves room for AAC)."),
+                    io.Boolean.Input("watermark", default=True, optional=True,
+                                     tooltip="Embed the inaudible watermark that says this sound was generated "
+                                             "(paper §8; check with Kling-Foley Watermark Detect). It goes in "
+                                             "before the level, so peaks still stay under the ceiling. Off: the "
+                                             "audio is exactly what the vocoder and level made.")],
             outputs=[io.Audio.Output(display_name="audio", tooltip="Core AUDIO: waveform [takes, 2, samples].")])
 
     @classmethod
-    def execute(cls, codec, mel, level="limit", ceiling_db=-1.0):
-        from kf_core.pipeline import vocode
+    def execute(cls, codec, mel, level="limit", ceiling_db=-1.0, watermark=True):
+        from kf_core.pipeline import Watermark, vocode
+        # the Vocoder sees neither model nor seed: the payload says "made in ComfyUI"
+        mark = Watermark(model="comfyui") if watermark else None
         with _comfy.on_device(codec, "vocoder") as c:
-            audio = vocode(c, mel, level=level, ceiling_db=ceiling_db)
+            audio = vocode(c, mel, level=level, ceiling_db=ceiling_db, watermark=mark)
         return io.NodeOutput({"waveform": audio.waveform.cpu(), "sample_rate": audio.sample_rate})
 
 

@@ -112,7 +112,7 @@ MIN_SIZE = {"KlingFoleyModelLoader": (270, 102), "KlingFoleyT5Loader": (333, 78)
             "KlingFoleyVisualEncoderLoader": (486, 102), "KlingFoleyCodecLoader": (497, 126),
             "KlingFoleyLoadVideo": (270, 146), "KlingFoleyTextEncode": (400, 200), "KlingFoleyVideoEncode": (371, 78),
             "KlingFoleySampler": (270, 314), "KlingFoleyDecode": (220, 46), "KlingFoleyMono2Stereo": (198, 66),
-            "KlingFoleyVocoder": (270, 102), "KlingFoleyMuxAudio": (320, 102), "KlingFoleySpectrogram": (308, 58),
+            "KlingFoleyVocoder": (270, 126), "KlingFoleyMuxAudio": (320, 102), "KlingFoleySpectrogram": (308, 58),
             "PreviewAudio": (270, 88), "PreviewImage": (140, 26), "LoadVideo": (274, 100),
             "GetVideoComponents": (185, 66), "Note": (210, 88)}
 TEMPLATE_FOLDERS = ("example_workflows", "example", "examples", "workflow", "workflows")  # ComfyUI 0.3.64

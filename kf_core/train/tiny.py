@@ -91,6 +91,11 @@ RECIPES: dict[str, TinyRecipe] = {
     "full": TinyRecipe("full", codec_clips=320, codec_clip_s=2.0, vae_steps=3000, vae_batch=16,
                        m2s_steps=600, m2s_batch=16, sync_clips=1500, sync_steps=1500, sync_batch=48,
                        dit_clips=1500, dit_steps=4000, dit_batch=12, vocoder_steps=2000, vocoder_batch=16),
+    # the full recipe cut to about an hour on 2 quiet cores (what a session with a shared CPU could run)
+    "short": TinyRecipe("short", codec_clips=320, codec_clip_s=2.0, vae_steps=2000, vae_batch=16,
+                        m2s_steps=400, m2s_batch=16, sync_clips=1000, sync_steps=1000, sync_batch=32,
+                        dit_clips=1200, dit_steps=3000, dit_batch=12, semantic_clips=800, semantic_steps=500,
+                        semantic_batch=48, stereo_clips=240, vocoder_steps=1500),
     "smoke": TinyRecipe("smoke", codec_clips=24, codec_clip_s=2.0, vae_steps=40, vae_batch=8,
                         m2s_steps=30, m2s_batch=8, sync_clips=8, sync_steps=10, sync_batch=8,
                         dit_clips=24, dit_steps=60, dit_batch=8, semantic_clips=16, semantic_steps=10,
@@ -334,7 +339,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="scratch folder for checkpoints, features and caches (default OUT/.work); "
                         "re-running with the same folder resumes")
     p.add_argument("--recipe", choices=sorted(RECIPES), default="full",
-                   help="full: the shipped kf-tiny (about an hour on 2 CPU cores); smoke: minutes")
+                   help="full: about two hours on 2 CPU cores; short: the same stages cut to about an hour; smoke: minutes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="processes that generate and encode clips")
     p.add_argument("--threads", type=int, default=2,

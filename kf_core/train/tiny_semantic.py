@@ -16,6 +16,7 @@ Shape legend: N clips, K frames per clip, B batch, Lt text tokens, D width.
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -26,6 +27,8 @@ from torch import nn
 __all__ = ["SemanticItem", "semantic_item", "train_semantic", "text_class_accuracy", "image_class_accuracy"]
 
 FRAMES_PER_CLIP = 4
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,8 @@ def train_semantic(clip, t5, items: list[SemanticItem], *, steps: int, batch_siz
                 acc = (logits.argmax(1) == target).float().mean().item()
             rows.append({"step": step, "loss": loss.item(), "nce": nce.item(), "cls": cls.item(),
                          "match_acc": acc, "lr": opt.param_groups[0]["lr"]})
+            if step % 100 == 0:
+                log.info("semantic: step %d / %d, loss %.4f", step, steps, loss.item())
     clip.eval()
     t5.eval()
     clip.probe_head, t5.probe_head = towers.img_head.eval(), towers.txt_head.eval()  # for the accuracies

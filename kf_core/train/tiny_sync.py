@@ -18,6 +18,7 @@ Shape legend: N clips, S segments, T tokens per segment (8), D width, Ts frames 
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -32,6 +33,8 @@ __all__ = ["SyncItem", "sync_item", "token_targets", "token_pans", "train_sync_e
 SYNC_CLIP_S = 2.56  # 64 frames at 25 fps = 7 segments of 16 with stride 8
 SIGMA_S = 0.03
 PAN_SPAN_S = 0.12   # a token's pan is measured over its 80 ms plus 40 ms of the sound's decay
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,8 @@ def train_sync_encoder(model: nn.Module, items: list[SyncItem], *, steps: int, b
                 hit = ((logits > 0) == (y > 0.5)).float().mean().item()
             rows.append({"step": step, "loss": loss.item(), "onset_loss": onset_loss.item(),
                          "pan_loss": pan_loss.item(), "token_acc": hit, "lr": opt.param_groups[0]["lr"]})
+            if step % 100 == 0:
+                log.info("sync encoder: step %d / %d, loss %.4f", step, steps, loss.item())
     model.to("cpu").eval()
     model.probe_heads = (onset_head.to("cpu").eval(), pan_head.to("cpu").eval())  # for onset_auc; never saved
     return rows
