@@ -1,7 +1,9 @@
 """Command line: python -m kf_core {generate,train,train-tiny,extract,eval,bench,fuzz,watermark} ...
 
 Each command lives in its own module exposing `add_arguments(parser)` and `main(args) -> int`;
-this file only dispatches, importing the chosen module lazily so `--help` stays fast. A user's
+this file only dispatches, importing the chosen module lazily so `--help` stays fast. A command
+with sub-commands maps names to modules; its "" entry (if any) is what the command means without
+a sub-command (`train --preset ...` trains the flow model, as `train flow ...` does). A user's
 mistake (`kf_core.errors.UserError`) is printed as one line, exit status 2; `--debug` shows its
 traceback. Ctrl-C stops with status 130 (outputs being written are removed).
 """
@@ -16,7 +18,12 @@ from .errors import UserError
 # command -> module, or command -> {subcommand: module}
 COMMANDS: dict[str, str | dict[str, str]] = {
     "generate": "kf_core.cli_generate",
-    "train": "kf_core.train.cli",
+    "train": {
+        "": "kf_core.train.cli",
+        "flow": "kf_core.train.cli",
+        "vae": "kf_core.train.cli_vae",
+        "vocoder": "kf_core.train.cli_vocoder",
+    },
     "train-tiny": "kf_core.train.tiny",
     "extract": "kf_core.train.extract",
     "eval": {
@@ -62,9 +69,18 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Nam
     chosen_sub = words[1] if len(words) > 1 else None
     for name, target in COMMANDS.items():
         if isinstance(target, dict):
-            p = sub.add_parser(name, help=f"{name}: {', '.join(target)}")
+            named = {k: v for k, v in target.items() if k}
+            default = target.get("")
+            p = sub.add_parser(name, help=f"{name}: {', '.join(named)}")
+            if default is not None and name == chosen and chosen_sub not in named:
+                # no sub-command given: the command's default module takes the arguments
+                p.description = f"sub-commands: {', '.join(named)} (`{name} WHAT --help`); without one: {default}"
+                p.set_defaults(_module=default)
+                _add_debug(p)
+                importlib.import_module(default).add_arguments(p)
+                continue
             inner = p.add_subparsers(dest="subcommand", required=True, metavar="WHAT")
-            for sname, module in target.items():
+            for sname, module in named.items():
                 sp = inner.add_parser(sname, help=_module_help(module))
                 sp.set_defaults(_module=module)
                 _add_debug(sp)

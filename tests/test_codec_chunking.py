@@ -14,6 +14,7 @@ from kf_core.codec.chunking import ChunkPlan, Tape, chunked
 from kf_core.codec.griffinlim import GriffinLim
 from kf_core.codec.mel_vae import MEL_VAE_PRESETS, MelVAE
 from kf_core.codec.mono2stereo import Mono2Stereo, interpolate_span
+from kf_core.codec.vocos import Vocos, VocosConfig
 from kf_core.config import CODEC_PRESETS
 
 
@@ -53,6 +54,24 @@ def test_bigvgan_in_chunks_equals_one_piece(cfg):
     got = _chunked_vocode(voc, mel, ChunkPlan(chunk=30, context=voc.context_frames))
     assert got.shape == whole.shape and (got - whole).abs().max() < 1e-5
     short = _chunked_vocode(voc, mel, ChunkPlan(chunk=30, context=1))
+    assert (short - whole).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("projections", [0, 2])
+def test_vocos_in_chunks_equals_one_piece(projections):
+    torch.manual_seed(0)
+    voc = Vocos(VocosConfig(dim=32, mlp_dim=64, layers=2, projections=projections)).eval()
+    for p in voc.parameters():                                                 # random, not the inits
+        p.data.normal_(0, 0.3 if p.dim() > 1 else 0.5)
+    mel = torch.randn(1, 128, 2 * voc.context_frames + 31) - 4.0               # a middle chunk far from both ends
+    with torch.inference_mode():
+        whole = voc(mel)
+    got = _chunked_vocode(voc, mel, ChunkPlan(chunk=30, context=voc.context_frames), offset_aware=True)
+    assert got.shape == whole.shape and (got - whole).abs().max() < 1e-5
+    # the frame-position vectors must follow the clip's frame index, and the context must be the whole field
+    unplaced = _chunked_vocode(voc, mel, ChunkPlan(chunk=30, context=voc.context_frames + 1))
+    assert (unplaced - whole).abs().max() > 1e-4
+    short = _chunked_vocode(voc, mel, ChunkPlan(chunk=30, context=2), offset_aware=True)
     assert (short - whole).abs().max() > 1e-4
 
 

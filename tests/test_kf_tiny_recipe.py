@@ -112,3 +112,41 @@ def test_parallel_map_reports_a_failing_worker_instead_of_hanging():
     with pytest.raises(BrokenProcessPool):
         list(parallel_map(abs, range(-4, 0), workers=2, initializer=os.chdir, initargs=(missing,)))
     assert list(parallel_map(abs, range(-3, 0), workers=1, initializer=lambda: None, initargs=())) == [3, 2, 1]
+
+
+def test_vocoder_stage_runs_alone_on_a_finished_run_and_ships_its_file(tmp_path):
+    """train-tiny re-run on a work folder where every other stage is done: only the vocoder trains
+    (smoke recipe), on the cached codec set and the run's Mel-VAE; the manifest names its file, the
+    loader reads it, and the summary holds its held-out numbers against Griffin-Lim."""
+    from kf_core.codec.bundle import codec_from_roles
+    from kf_core.codec.griffinlim import GriffinLim
+    from kf_core.codec.mel_vae import MEL_VAE_PRESETS, MelVAE
+    from kf_core.codec.vocos import Vocos
+    from kf_core.loading.state import save_state_dict
+    from kf_core.train.tiny import train_tiny
+    from kf_core.train.tiny_codec import codec_audio
+    out, work = tmp_path / "out", tmp_path / "work"
+    out.mkdir()
+    work.mkdir()
+    torch.manual_seed(0)
+    save_state_dict(MelVAE(MEL_VAE_PRESETS["tiny"]).state_dict(), out / "vae.safetensors")
+    audio = torch.stack([codec_audio(i, seed=0, duration=2.0) for i in range(4)])        # N 2 T fp16
+    torch.save({"audio": audio, "visual": torch.zeros(4, 16, 8)}, work / "codec_set.pt")
+    done = ("encoders", "semantic", "sync_encoder", "codec_set", "vae", "mono2stereo", "features", "dit")
+    (work / "summary.json").write_text(json.dumps({"timings_s": {k: 1.0 for k in done}}))
+    (out / "manifest.json").write_text(json.dumps({"components": {"vae": "vae.safetensors", "vocoder": None}}))
+    assert isinstance(codec_from_roles({"vae": out / "vae.safetensors"}).vocoder, GriffinLim)  # no file: GL
+
+    summary = train_tiny(out, work, RECIPES["smoke"], seed=0, workers=1, threads=1)
+    assert list(summary["timings_s"]) == [*done, "vocoder"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["components"]["vocoder"] == "vocoder.safetensors"
+    codec = codec_from_roles({"vae": out / "vae.safetensors", "vocoder": out / manifest["components"]["vocoder"]})
+    assert isinstance(codec.vocoder, Vocos)
+    curve = (out / "curves" / "vocoder.csv").read_text().splitlines()
+    assert curve[0].startswith("step,") and len(curve) == 1 + RECIPES["smoke"].vocoder_steps // 10
+    held = summary["vocoder_heldout"]
+    assert held["clips"] == RECIPES["smoke"].vocoder_eval_clips
+    for name in ("vocoder", "griffin_lim", "vae_vocoder", "vae_griffin_lim"):
+        assert held[name]["mel_loss"] > 0 and held[name]["mcd"] > 0 and held[name]["rtf"] > 0
+    assert "Held-out (2 clips of 1.5 s)" in (out / "MODEL_CARD.md").read_text()

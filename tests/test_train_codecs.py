@@ -1,6 +1,9 @@
 """Mono2Stereo and vocoder trainers on tiny stand-in networks (test doubles, never shipped)."""
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 from torch import nn
 
@@ -60,3 +63,52 @@ def test_vocoder_trainer_steps_and_uses_decoder_mels():
     real = torch.randn(2, 512)
     assert multi_resolution_stft_loss(real, real, cfg.resolutions).item() < 1e-5
     assert multi_resolution_stft_loss(real * 0.5, real, cfg.resolutions).item() > 0.3
+
+
+def test_cosine_lr_warms_up_then_decays_to_the_floor():
+    from kf_core.train.vocoder import cosine_lr
+    assert cosine_lr(5, 1e-3, 1e-5, 10, 100) == pytest.approx(5e-4)
+    assert cosine_lr(10, 1e-3, 1e-5, 10, 100) == pytest.approx(1e-3)
+    assert cosine_lr(60, 1e-3, 1e-5, 10, 100) == pytest.approx((1e-3 + 1e-5) / 2)
+    assert cosine_lr(500, 1e-3, 1e-5, 10, 100) == pytest.approx(1e-5)
+    assert cosine_lr(500, 1e-3, 1e-5, 0, 0) == 1e-3
+
+
+def test_phase_error_is_zero_for_equal_phases_and_grows_with_a_shift():
+    from kf_core.train.vocoder import phase_error
+    g = torch.Generator().manual_seed(0)
+    spec = torch.polar(torch.rand(2, 9, 7, generator=g) + 0.1, torch.rand(2, 9, 7, generator=g) * 6.28)
+    assert phase_error(spec, spec).item() < 1e-6
+    assert phase_error(3.0 * spec, spec).item() < 1e-6                     # magnitude does not count
+    rotated = spec * torch.polar(torch.ones(()), torch.tensor(0.5))         # a constant phase offset:
+    ip_only = phase_error(rotated, spec).item()                             # only the instantaneous term
+    assert ip_only == pytest.approx(1 - math.cos(0.5), rel=1e-4)
+    ramp = spec * torch.polar(torch.ones(7), torch.arange(7) * 0.3)         # a time ramp: IP and IAF
+    assert phase_error(ramp, spec).item() > ip_only
+
+
+def test_decoder_mels_replace_the_first_share_of_the_batch():
+    from kf_core.train.vocoder import decoder_mels
+    vae = StandInCodecVAE()
+    mel = torch.randn(4, M, 8)
+    out = decoder_mels(vae, share=0.5)(mel)
+    assert torch.equal(out[2:], mel[2:]) and not torch.allclose(out[:2], mel[:2])
+    torch.testing.assert_close(out[:2], vae.decode(vae.encode(mel[:2]).mean, frames=8))
+    assert torch.equal(decoder_mels(vae, share=0.0)(mel), mel)
+
+
+class StandInCodecVAE(nn.Module):
+    """The MelVAE contract (encode -> posterior with .mean, decode(z, frames)) on M bins."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Conv1d(M, 4, 2, stride=2)
+        self.dec = nn.ConvTranspose1d(4, M, 2, stride=2)
+
+    def encode(self, mel):
+        from types import SimpleNamespace
+        return SimpleNamespace(mean=self.enc(mel))
+
+    def decode(self, z, frames=None):
+        out = self.dec(z)
+        return out if frames is None else out[..., :frames]

@@ -14,6 +14,7 @@ _EXPORTS = {
     "AudioCodec": "bundle", "load_audio_codec": "bundle",
     "MelVAE": "mel_vae", "MelVAEConfig": "mel_vae", "MEL_VAE_PRESETS": "mel_vae",
     "MMAudioVAE": "mmaudio_vae", "BigVGAN": "bigvgan", "BigVGANConfig": "bigvgan",
+    "Vocos": "vocos", "VocosConfig": "vocos", "VOCOS_PRESETS": "vocos", "STFTFraming": "mel",
     "load_vae": "load", "load_vocoder": "load",
 }
 

@@ -9,7 +9,7 @@ decode: un-normalise (z·std + mean) -> Mel-VAE decode -> Mono2Stereo (or L = R 
 -> vocoder on each channel -> trim/pad to `num_samples`, each stage in chunks (`chunking`) so an
 hour-long clip needs no more memory than a short one. The VAE is anything with
 `encode(mel [B,M,F]) -> posterior with .mean/.std [B,C,La]` and `decode(z [B,C,La]) -> mel [B,M,2La]`
-(MelVAE, MMAudioVAE); the vocoder anything mapping mel [N,M,F] -> wave [N,1,F·hop] (BigVGAN,
+(MelVAE, MMAudioVAE); the vocoder anything mapping mel [N,M,F] -> wave [N,1,F·hop] (Vocos, BigVGAN,
 GriffinLim, the default). Latent normalisation belongs to the codec (DESIGN §3).
 
 Shape legend: B batch, T samples, Ch audio channels, M mel bins, F mel frames, La latent frames,
@@ -32,6 +32,7 @@ from ..loading.state import CheckpointError, file_in_folder, read_json
 from .chunking import ChunkPlan, Tape, chunked, plan_for
 from .griffinlim import GriffinLim
 from .mel import MelSpectrogram
+from .vocos import Vocos
 
 __all__ = ["AudioCodec", "load_audio_codec", "codec_from_roles", "fit_samples", "fit_blocks",
            "DECODE_CHUNK_S", "VOCODE_CHUNK_S"]
@@ -168,7 +169,8 @@ class AudioCodec(nn.Module):
     def _wave_blocks(self, read, total: int, release=None) -> Iterator[torch.Tensor]:
         """Log-mel frames [0, total) by `read(a, b)` [B,Ch,M,n] -> waveform blocks [B,Ch,n·hop] in order."""
         params = list(self.vocoder.parameters())
-        offset_aware = isinstance(self.vocoder, GriffinLim)  # its random phase is placed by frame index
+        # Griffin-Lim's random phase and Vocos's frame-position vectors are placed by frame index
+        offset_aware = isinstance(self.vocoder, (GriffinLim, Vocos))
 
         def vocode(x: torch.Tensor, offset: int) -> torch.Tensor:
             b, ch = x.shape[:2]

@@ -7,7 +7,7 @@ term t_n = c_n + α (c_n − c_{n−1}) on the consistent estimate.
 
 The STFT used here is exactly the front end's (reflect pad (n_fft − hop)/2, center=False,
 periodic Hann), and the inverse is the least-squares overlap-add of that framing, cropped back
-to F·hop samples. So frame f stays centred on sample f·hop + hop/2 and onsets land where the
+to F·hop samples (`mel.STFTFraming`). So frame f stays centred on sample f·hop + hop/2 and onsets land where the
 front end saw them. The initial phase is drawn from a seeded CPU generator (deterministic, the
 same for every batch item) or is zero. It is drawn in blocks of PHASE_BLOCK frames, each from its
 own seed, so frame f gets the same phase however the mel is cut: `forward(mel, frame_offset=a)`
@@ -22,11 +22,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as Fn
 from torch import nn
 
 from ..config import CodecConfig
-from .mel import MelSpectrogram
+from .mel import MelSpectrogram, STFTFraming
 
 __all__ = ["GriffinLim", "PHASE_BLOCK"]
 
@@ -47,10 +46,7 @@ class GriffinLim(nn.Module):
             raise ValueError(f"GriffinLim init must be 'random' or 'zero' phase, got {init!r}")
         self.cfg, self.n_iter, self.momentum, self.init, self.seed = cfg, n_iter, momentum, init, seed
         self.front = MelSpectrogram(cfg)
-        # The analysis window zero-padded (centred) to n_fft, as torch.stft does when win < n_fft.
-        left = (cfg.n_fft - cfg.win) // 2
-        window = Fn.pad(torch.hann_window(cfg.win, periodic=True), (left, cfg.n_fft - cfg.win - left))
-        self.register_buffer("ola_window", window, persistent=False)            # n_fft
+        self.framing = STFTFraming(cfg.n_fft, cfg.hop, cfg.win)
 
     @property
     def hop(self) -> int:
@@ -61,23 +57,6 @@ class GriffinLim(nn.Module):
         """Mel frames on each side that can change an output sample (the exact receptive field)."""
         per = -(-self.cfg.n_fft // self.cfg.hop)  # frames one STFT window touches
         return self.n_iter * (per - 1) + per
-
-    def _stft(self, wave: torch.Tensor) -> torch.Tensor:
-        """wave [B,T] -> complex STFT [B,K,F] with the front end's padding and framing."""
-        x = Fn.pad(wave[:, None], (self.front.pad, self.front.pad), mode="reflect")[:, 0]
-        return torch.stft(x, self.cfg.n_fft, hop_length=self.cfg.hop, win_length=self.cfg.win,
-                          window=self.front.window, center=False, return_complex=True)
-
-    def _istft(self, spec: torch.Tensor, samples: int) -> torch.Tensor:
-        """Complex STFT [B,K,F] -> the least-squares waveform [B,T] of the same framing."""
-        n_fft, hop, pad = self.cfg.n_fft, self.cfg.hop, self.front.pad
-        frames = torch.fft.irfft(spec, n=n_fft, dim=1) * self.ola_window[:, None]   # B n_fft F
-        length = (spec.shape[-1] - 1) * hop + n_fft
-        wave = Fn.fold(frames, (1, length), (1, n_fft), stride=(1, hop))[:, 0, 0]   # B T+2p
-        env = self.ola_window.square()[None, :, None].expand(1, n_fft, spec.shape[-1])
-        norm = Fn.fold(env, (1, length), (1, n_fft), stride=(1, hop))[:, 0, 0]       # 1 T+2p
-        wave = wave / norm.clamp_min(1e-8)
-        return wave[:, pad:pad + samples]
 
     def _initial_phase(self, shape: torch.Size, device: torch.device, frame_offset: int = 0) -> torch.Tensor:
         if self.init == "zero":
@@ -105,11 +84,11 @@ class GriffinLim(nn.Module):
         phase = self._initial_phase(mag.shape, mag.device, frame_offset)             # B K F
         alpha = self.momentum
         prev = torch.zeros_like(phase)
-        wave = self._istft(mag * phase, samples)                                     # B T
+        wave = self.framing.istft(mag * phase)                                       # B T
         for _ in range(self.n_iter):
-            consistent = self._stft(wave)                                            # B K F
+            consistent = self.framing.stft(wave)                                     # B K F
             accel = consistent - (alpha / (1 + alpha)) * prev if alpha else consistent
             prev = consistent
             phase = accel / accel.abs().clamp_min(1e-12)
-            wave = self._istft(mag * phase, samples)                                 # B T
+            wave = self.framing.istft(mag * phase)                                   # B T
         return wave.clamp(-1.0, 1.0)[:, None]                                        # B 1 T

@@ -5,9 +5,10 @@ shapes which architecture and size it holds, build it on the `meta` device and l
 - VAE: our `MelVAE` (keys `mel_mean`, `encoder.levels.*`) or MMAudio's MP VAE (keys `data_mean`,
   `encoder.learnable_gain`; 16 k / 44.1 k / other sizes from conv shapes; raw MP weights are
   normalised once, see `mmaudio_vae`).
-- Vocoder: BigVGAN (v1/v2) generator in any of three weight-norm layouts, optionally wrapped as
+- Vocoder: our Vocos-style iSTFT vocoder (keys `istft_head.*`, `framing`; sized from its shapes),
+  or a BigVGAN (v1/v2) generator in any of three weight-norm layouts, either optionally wrapped as
   `{"generator": ...}` or prefixed (e.g. `vocoder.` in combined files); a folder with NVIDIA's
-  `config.json` + `bigvgan_generator.pt` uses that config, a lone file is sized from its shapes.
+  `config.json` + `bigvgan_generator.pt` uses that config, a lone BigVGAN file is sized from its shapes.
 A file of another kind raises CheckpointError saying what it looks like.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..loading.state import WEIGHT_SUFFIXES, CheckpointError, load_strict, read_
 from .bigvgan import BigVGAN, bigvgan_config_from_json, detect_bigvgan_config, fuse_weight_norm
 from .mel_vae import MelVAE, detect_mel_vae_config
 from .mmaudio_vae import MMAudioVAE, load_mmaudio_state_dict
+from .vocos import Vocos, detect_vocos_config, is_vocos_state_dict
 
 __all__ = ["load_vae", "load_vocoder", "describe_state_dict"]
 
@@ -33,6 +35,7 @@ _SIGNATURES: tuple[tuple[str, str], ...] = (
     ("encoder.learnable_gain", "an MMAudio Mel-VAE"),
     ("mel_mean", "a Kling-Foley Mel-VAE"),
     ("conv_pre.", "a BigVGAN vocoder"),
+    ("istft_head.", "a Kling-Foley Vocos vocoder"),
     ("joint_blocks.", "a flow network (DiT / MMAudio network) checkpoint"),
     ("fused_blocks.", "an MMAudio flow network checkpoint"),
     ("vfeat_extractor.", "a Synchformer sync encoder"),
@@ -76,8 +79,8 @@ def load_vae(path: str | Path, *, device: str | torch.device | None = None,
     return vae.to(device=device, dtype=dtype).eval()
 
 
-_GENERATOR_NAMES = ("bigvgan_generator.safetensors", "bigvgan_generator.pt", "generator.safetensors",
-                    "best_netG.pt", "g.pt")
+_GENERATOR_NAMES = ("vocoder.safetensors", "bigvgan_generator.safetensors", "bigvgan_generator.pt",
+                    "generator.safetensors", "best_netG.pt", "g.pt")
 
 
 def _find_generator(folder: Path) -> Path:
@@ -93,29 +96,59 @@ def _find_generator(folder: Path) -> Path:
         "bigvgan_generator.pt as in nvidia/bigvgan_v2_44khz_128band_512x")
 
 
-def _strip_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Keys under whatever prefix precedes `conv_pre.` (combined files: `vocoder.` ...) -> unprefixed."""
-    pre = next((k for k in sd if k.endswith(("conv_pre.weight", "conv_pre.weight_v", "conv_pre.bias",
-                                              "conv_pre.parametrizations.weight.original1"))), None)
+def _strip_prefix(sd: dict[str, torch.Tensor], anchor: str) -> dict[str, torch.Tensor]:
+    """Keys under whatever prefix precedes `anchor` (combined files: `vocoder.` ...) -> unprefixed."""
+    pre = next((k for k in sd if k.endswith(anchor)), None)
     if pre is None:
         return sd
-    prefix = pre[:pre.index("conv_pre.")]
+    prefix = pre[:-len(anchor)]
     return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)} if prefix else sd
 
 
+def _bigvgan_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    for anchor in ("conv_pre.weight", "conv_pre.weight_v", "conv_pre.bias", "conv_pre.parametrizations.weight.original1"):
+        if any(k.endswith(anchor) for k in sd):
+            return _strip_prefix(sd, anchor)
+    return sd
+
+
+def _load_vocos(sd: dict[str, torch.Tensor], name: str) -> Vocos:
+    try:
+        cfg = detect_vocos_config(sd)
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{name} looks like a Vocos vocoder but its tensors do not fit one ({e}); "
+                              "re-export it with `python -m kf_core train vocoder`") from e
+    with torch.device("meta"):
+        gen = Vocos(cfg)
+    load_strict(gen, sd, what=name)
+    log.info("loaded Vocos from %s (%d Hz, hop %d, %d mels, width %d x %d blocks)", name, cfg.sample_rate,
+             cfg.hop, cfg.n_mels, cfg.dim, cfg.layers)
+    return gen
+
+
 def load_vocoder(path_or_dir: str | Path, *, device: str | torch.device | None = None,
-                 dtype: torch.dtype | None = None) -> BigVGAN:
-    """BigVGAN weight file or NVIDIA-style folder -> fused BigVGAN in eval mode."""
+                 dtype: torch.dtype | None = None) -> BigVGAN | Vocos:
+    """Vocoder weight file (Vocos or BigVGAN) or NVIDIA-style BigVGAN folder -> module in eval mode.
+
+    The module maps log-mel [N,M,F] -> wave [N,1,F·hop]. Vocos files stored in float16 are
+    computed in float32 unless `dtype` says otherwise.
+    """
     path = Path(path_or_dir)
     if path.is_dir():
         folder, weights = path, _find_generator(path)
     else:
         folder, weights = path.parent, path
-    sd = _strip_prefix(read_state_dict(weights))
+    sd = read_state_dict(weights)
+    vocos_sd = _strip_prefix(sd, "istft_head.weight")
+    if is_vocos_state_dict(vocos_sd):
+        gen = _load_vocos(vocos_sd, weights.name)
+        return gen.to(device=device, dtype=dtype or torch.float32).eval()
+    sd = _bigvgan_prefix(sd)
     if not any(k.startswith("conv_pre.") for k in sd) or not any(k.startswith("ups.") for k in sd):
         raise CheckpointError(
-            f"{weights.name} is not a BigVGAN vocoder: it looks like {describe_state_dict(sd)}. Give "
-            "bigvgan_generator.pt (or its folder with config.json)")
+            f"{weights.name} is not a vocoder: it looks like {describe_state_dict(sd)}. Give a Vocos file "
+            "(from `python -m kf_core train vocoder`) or BigVGAN's bigvgan_generator.pt (or its folder "
+            "with config.json)")
     try:
         sd = fuse_weight_norm(sd)
     except ValueError as e:

@@ -1,4 +1,5 @@
-"""Log-mel front end (MMAudio / BigVGAN-v2 recipe) and its approximate inverse for Griffin-Lim.
+"""Log-mel front end (MMAudio / BigVGAN-v2 recipe), its approximate inverse for Griffin-Lim, and the
+inverse of its STFT framing (`STFTFraming`, shared by Griffin-Lim and the iSTFT-head vocoder).
 
 wave [B,T] -> clamp to [-1, 1] -> reflect-pad (n_fft - hop)/2 on both sides -> STFT with
 center=False and a periodic Hann window -> magnitude sqrt(re² + im² + 1e-9) -> Slaney mel
@@ -21,7 +22,8 @@ from torch import nn
 
 from ..config import CodecConfig
 
-__all__ = ["hz_to_mel", "mel_to_hz", "mel_filterbank", "MelSpectrogram", "log_compress", "log_expand"]
+__all__ = ["hz_to_mel", "mel_to_hz", "mel_filterbank", "MelSpectrogram", "STFTFraming", "log_compress",
+           "log_expand"]
 
 # Slaney's Auditory Toolbox mel scale: linear below 1 kHz (3 mel per 200 Hz), logarithmic above
 # with 27 mels per factor 6.4 in frequency.
@@ -90,6 +92,7 @@ class MelSpectrogram(nn.Module):
         basis = mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.mel_fmax)
         self.register_buffer("mel_basis", basis, persistent=False)            # M K
         self.register_buffer("window", torch.hann_window(cfg.win, periodic=True), persistent=False)
+        self.framing = STFTFraming(cfg.n_fft, cfg.hop, cfg.win)
         self._pinv: torch.Tensor | None = None
 
     @property
@@ -108,12 +111,12 @@ class MelSpectrogram(nn.Module):
         if wave.shape[-1] <= self.pad:
             raise ValueError(f"the waveform has {wave.shape[-1]} samples; the front end needs more than "
                              f"{self.pad} (reflect padding of (n_fft - hop)/2); give at least one hop more")
-        x = wave.float().clamp(-1.0, 1.0)
-        x = Fn.pad(x[:, None], (self.pad, self.pad), mode="reflect")[:, 0]       # B T+2p
-        spec = torch.stft(x, self.cfg.n_fft, hop_length=self.cfg.hop, win_length=self.cfg.win,
-                          window=self.window.float(), center=False, normalized=False, onesided=True,
-                          return_complex=True)                                   # B K F
+        spec = self.stft(wave.float().clamp(-1.0, 1.0))                          # B K F
         return torch.sqrt(spec.real.square() + spec.imag.square() + MAG_EPS)
+
+    def stft(self, wave: torch.Tensor) -> torch.Tensor:
+        """wave [B,T] -> complex STFT [B,K,F] in the front end's framing (reflect pad, center=False)."""
+        return self.framing.stft(wave)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         mag = self.magnitude(wave)                                               # B K F
@@ -133,3 +136,55 @@ class MelSpectrogram(nn.Module):
             # numpy's SVD: torch.linalg.pinv takes seconds on a 128 x 1025 matrix on some CPUs.
             self._pinv = torch.from_numpy(np.linalg.pinv(self.mel_basis.double().cpu().numpy())).float()
         return self._pinv
+
+
+class STFTFraming(nn.Module):
+    """The front end's STFT framing, both ways: `stft(wave [B,T]) -> [B,K,F]` and
+    `istft(spec [B,K,F]) -> wave [B,F·hop]` (its least-squares inverse).
+
+    The front end reflect-pads (n_fft − hop)/2 samples and frames with center=False, so frame f
+    covers samples [f·hop − pad, f·hop − pad + n_fft) and is centred on f·hop + hop/2. The inverse
+    overlap-adds irfft(frames)·window and divides by the overlap-added window², then crops the
+    padding; for a consistent spectrogram (the stft of a wave) the wave comes back exactly.
+    torch.istft cannot do this framing (center=False fails its window-envelope check at the
+    edges), hence the fold. No buffers: the window is made per call, so a module built on the
+    meta device and then loaded holds no meta tensors.
+    """
+
+    def __init__(self, n_fft: int, hop: int, win: int | None = None) -> None:
+        super().__init__()
+        win = n_fft if win is None else win
+        if not 0 < hop <= win <= n_fft or (n_fft - hop) % 2:
+            raise ValueError(f"STFTFraming needs 0 < hop <= win <= n_fft and n_fft - hop even, got "
+                             f"n_fft={n_fft}, hop={hop}, win={win}")
+        self.n_fft, self.hop, self.win, self.pad = n_fft, hop, win, (n_fft - hop) // 2
+
+    def window(self, device: torch.device, dtype: torch.dtype, padded: bool = True) -> torch.Tensor:
+        """The periodic Hann window, zero-padded (centred) to n_fft as torch.stft does when win < n_fft."""
+        w = torch.hann_window(self.win, periodic=True, device=device, dtype=dtype)
+        if not padded:
+            return w
+        left = (self.n_fft - self.win) // 2
+        return Fn.pad(w, (left, self.n_fft - self.win - left))                    # n_fft
+
+    def stft(self, wave: torch.Tensor) -> torch.Tensor:
+        """wave [B,T] -> complex STFT [B,K,F], F = T // hop for T a multiple of hop."""
+        x = Fn.pad(wave[:, None], (self.pad, self.pad), mode="reflect")[:, 0]    # B T+2p
+        return torch.stft(x, self.n_fft, hop_length=self.hop, win_length=self.win,
+                          window=self.window(x.device, x.dtype, padded=False), center=False, normalized=False,
+                          onesided=True, return_complex=True)                    # B K F
+
+    def istft(self, spec: torch.Tensor) -> torch.Tensor:
+        """Complex STFT [B,K,F] -> its least-squares waveform [B,F·hop]."""
+        if spec.dim() != 3 or spec.shape[1] != self.n_fft // 2 + 1:
+            raise ValueError(f"STFTFraming.istft expects a complex STFT [B, {self.n_fft // 2 + 1}, F], "
+                             f"got {tuple(spec.shape)}")
+        n_fft, hop, frames = self.n_fft, self.hop, spec.shape[-1]
+        window = self.window(spec.device, spec.real.dtype)
+        chunks = torch.fft.irfft(spec, n=n_fft, dim=1) * window[:, None]          # B n_fft F
+        length = (frames - 1) * hop + n_fft
+        wave = Fn.fold(chunks, (1, length), (1, n_fft), stride=(1, hop))[:, 0, 0]  # B T+2p
+        env = window.square()[None, :, None].expand(1, n_fft, frames)
+        norm = Fn.fold(env, (1, length), (1, n_fft), stride=(1, hop))[:, 0, 0]     # 1 T+2p
+        wave = wave / norm.clamp_min(1e-8)
+        return wave[:, self.pad:self.pad + frames * hop]                           # B F·hop

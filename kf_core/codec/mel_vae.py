@@ -53,8 +53,10 @@ class DiagonalGaussian:
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """Reparameterised draw z = mean + std·ε, ε ~ N(0, I) (differentiable in mean and logvar)."""
-        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
-        return self.mean + self.std * eps
+        # drawn where the generator lives (a CPU generator also seeds a CUDA run), then moved
+        device = generator.device if generator is not None else self.mean.device
+        eps = torch.randn(self.mean.shape, generator=generator, device=device, dtype=self.mean.dtype)
+        return self.mean + self.std * eps.to(self.mean.device)
 
     def mode(self) -> torch.Tensor:
         return self.mean

@@ -22,7 +22,7 @@ KIND_NAMES = {
     "synchformer": "a Synchformer visual encoder",
     "flow_network": "a flow network (MMAudio / Kling-Foley DiT)",
     "vae": "an audio VAE",
-    "vocoder": "a vocoder (BigVGAN-style generator)",
+    "vocoder": "a vocoder (BigVGAN-style generator or Vocos)",
 }
 _HINT = {
     "t5": "a T5 checkpoint (keys shared.weight, encoder.block.*) with its tokenizer folder",
@@ -47,7 +47,7 @@ def detect_kind(keys: Iterable[str]) -> str | None:
         return "clip"
     if _has(keys, "joint_blocks.", "fused_blocks.", "audio_input_proj", "empty_clip_feat", "t_embed."):
         return "flow_network"
-    if _has(keys, "conv_pre.", "ups.0", "resblocks.0.convs1", "activation_post."):
+    if _has(keys, "conv_pre.", "ups.0", "resblocks.0.convs1", "activation_post.", "istft_head."):
         return "vocoder"
     if _has(keys, "encoder.conv_in", "decoder.conv_out", "quant_conv", "encoder.down."):
         return "vae"

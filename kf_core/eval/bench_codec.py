@@ -4,7 +4,8 @@ For each size (kf-tiny, paper) the codec is built with RANDOM weights: speed dep
 architecture and the tensor sizes, not on the weight values, so no checkpoint is needed.
 - encode: left and right waves [2,T] -> log-mel -> Mel-VAE posterior (what training and eval do),
 - decode: normalised latents [1,La,C] -> Mel-VAE decode -> Mono2Stereo -> stereo mel [1,2,M,F],
-- vocode: stereo mel -> waves [1,2,T], with BigVGAN (the size's vocoder) and with Griffin-Lim.
+- vocode: stereo mel -> waves [1,2,T], with the Vocos iSTFT vocoder (kf-tiny's), BigVGAN (the
+  size's) and Griffin-Lim.
 RTF = processing seconds / audio seconds (lower is faster; < 1 is faster than real time).
 Peak memory is the device's (CUDA allocator peak, or the process's peak RSS on CPU).
 """
@@ -21,9 +22,9 @@ from kf_core.eval.benchutil import (add_device_arguments, describe_peak_memory, 
 
 log = logging.getLogger(__name__)
 
-SIZES = {  # size -> (Mel-VAE preset, BigVGAN preset, Mono2Stereo hidden)
-    "tiny": ("tiny", "tiny", 32),
-    "paper": ("full", "44k", 128),
+SIZES = {  # size -> (Mel-VAE preset, BigVGAN preset, Mono2Stereo hidden, Vocos preset)
+    "tiny": ("tiny", "tiny", 32, "tiny"),
+    "paper": ("full", "44k", 128, "base"),
 }
 
 
@@ -44,7 +45,8 @@ def _build(size: str, device: torch.device, dtype: torch.dtype, gl_iters: int):
     from kf_core.codec.griffinlim import GriffinLim
     from kf_core.codec.mel_vae import MEL_VAE_PRESETS, MelVAE
     from kf_core.codec.mono2stereo import Mono2Stereo
-    vae_key, voc_key, m2s_hidden = SIZES[size]
+    from kf_core.codec.vocos import VOCOS_PRESETS, Vocos, vocos_config_for
+    vae_key, voc_key, m2s_hidden, vocos_key = SIZES[size]
     vcfg = MEL_VAE_PRESETS[vae_key]
     cfg = replace(CODEC_PRESETS["44k"], latent_channels=vcfg.latent_channels)
     torch.manual_seed(0)
@@ -52,7 +54,8 @@ def _build(size: str, device: torch.device, dtype: torch.dtype, gl_iters: int):
                        mono2stereo=Mono2Stereo(cfg.n_mels, visual_dim=None, hidden=m2s_hidden))
     codec = codec.to(device=device, dtype=dtype).eval()
     gl = GriffinLim(cfg, n_iter=gl_iters).to(device)
-    return codec, gl
+    vocos = Vocos(vocos_config_for(cfg, VOCOS_PRESETS[vocos_key])).to(device=device, dtype=dtype).eval()
+    return codec, gl, vocos
 
 
 def _params(m: torch.nn.Module) -> str:
@@ -70,7 +73,7 @@ def main(args) -> int:
           "(speed does not depend on weight values)")
     rows = []
     for size in sizes:
-        codec, gl = _build(size, device, dtype, args.gl_iters)
+        codec, gl, vocos = _build(size, device, dtype, args.gl_iters)
         cfg = codec.cfg
         samples = int(args.seconds * cfg.sample_rate) // cfg.samples_per_latent * cfg.samples_per_latent
         secs = samples / cfg.sample_rate
@@ -82,6 +85,8 @@ def main(args) -> int:
             stages = [("encode", "Mel-VAE " + _params(codec.vae), lambda: codec.encode_audio(wave)),
                       ("decode", f"VAE decoder {_params(codec.vae.decoder)} + Mono2Stereo {_params(codec.mono2stereo)}",
                        lambda: codec.to_stereo(codec.latents_to_mel(z)))]
+            stages.append(("vocode", "Vocos " + _params(vocos),
+                           lambda: vocos(stereo_mel[0].to(dtype))))
             if not args.no_bigvgan:
                 stages.append(("vocode", "BigVGAN " + _params(codec.vocoder), lambda: codec.vocode(stereo_mel)))
             stages.append(("vocode", f"Griffin-Lim x{args.gl_iters}", lambda: gl(stereo_mel[0].float())))
@@ -90,6 +95,6 @@ def main(args) -> int:
                 stats = time_call(fn, device, repeats=args.repeats, warmup=1)
                 rows.append([size, stage, what, stats.median, stats.median / secs, describe_peak_memory(device)])
                 log.info("%s %s %s: %.3f s", size, stage, what, stats.median)
-        del codec, gl
+        del codec, gl, vocos
     print(format_table(["size", "stage", "module", "seconds", "RTF", "peak memory"], rows))
     return 0

@@ -12,8 +12,8 @@ import torch.nn.functional as Fn
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-__all__ = ["DiscConfig", "SpecDiscriminator", "MultiScaleSpecDiscriminator", "hinge_d_loss", "hinge_g_loss",
-           "r1_penalty"]
+__all__ = ["DiscConfig", "SpecDiscriminator", "MultiScaleSpecDiscriminator", "MultiResolutionSTFTDiscriminator",
+           "hinge_d_loss", "hinge_g_loss", "r1_penalty"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,24 @@ class MultiScaleSpecDiscriminator(nn.Module):
         for s, d in zip(self.cfg.scales, self.discs):
             x = Fn.avg_pool2d(spec[:, None], s, ceil_mode=True)[:, 0] if s > 1 else spec  # B M/s F/s
             out.append(d(x))
+        return out
+
+
+class MultiResolutionSTFTDiscriminator(nn.Module):
+    """Waves [B, T] -> one logit map per STFT resolution, each from a SpecDiscriminator on the log
+    magnitude (the vocoder's judges; one module so a distributed run wraps it once)."""
+
+    def __init__(self, cfg: DiscConfig, resolutions: tuple[tuple[int, int], ...]) -> None:
+        super().__init__()
+        self.resolutions = tuple(resolutions)
+        self.discs = nn.ModuleList(SpecDiscriminator(cfg) for _ in self.resolutions)
+
+    def forward(self, wave: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for (n_fft, hop), d in zip(self.resolutions, self.discs):
+            win = torch.hann_window(n_fft, device=wave.device, dtype=wave.dtype)
+            mag = torch.stft(wave, n_fft, hop, window=win, return_complex=True).abs().clamp_min(1e-7)
+            out.append(d(mag.log()))                        # B 1 K' F'
         return out
 
 

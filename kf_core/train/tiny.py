@@ -14,8 +14,9 @@ the command is run again with the same --work folder):
                 sound (`tiny_sync`), then frozen
   4. codec set  short stereo clips for the codec
   5. Mel-VAE    paper Alg. 2 (`tiny_codec.train_vae`); latent statistics from its posteriors
-  6. vocoder    a small neural vocoder on the codec set (`tiny_codec.train_vocoder`), fine-tuned on
-                the Mel-VAE decoder's mels (Alg. 2 stage 4)
+  6. vocoder    the Vocos-style iSTFT vocoder on the codec set (`tiny_codec.train_vocoder`), half of
+                every batch from the trained Mel-VAE decoder's mels (Alg. 2 stage 4); scored against
+                Griffin-Lim on held-out clips (`tiny_codec.vocoder_heldout`)
   7. Mono2Stereo pan network reading the sync tokens (`tiny_stereo`)
   8. features   variable-length synthetic clips through the frozen encoders and the VAE posterior
                 into feature shards (`FeatureExtractor`, parallel workers)
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import logging
 import os
@@ -69,6 +71,8 @@ class TinyRecipe:
     stereo_clips: int = 320   # 2.56 s clips with sync tokens for Mono2Stereo
     vocoder_steps: int = 3000
     vocoder_batch: int = 8
+    vocoder_eval_clips: int = 18  # held-out clips of vocoder_eval_s scoring the vocoder against Griffin-Lim
+    vocoder_eval_s: float = 5.0
     dit_lr: float = 1e-3
     p_drop_video: float = 0.3
     p_drop_text: float = 0.15
@@ -86,7 +90,7 @@ class TinyRecipe:
 RECIPES: dict[str, TinyRecipe] = {
     "full": TinyRecipe("full", codec_clips=320, codec_clip_s=2.0, vae_steps=3000, vae_batch=16,
                        m2s_steps=600, m2s_batch=16, sync_clips=1500, sync_steps=1500, sync_batch=48,
-                       dit_clips=1500, dit_steps=4000, dit_batch=12),
+                       dit_clips=1500, dit_steps=4000, dit_batch=12, vocoder_steps=2000, vocoder_batch=16),
     # the full recipe cut to about an hour on 2 quiet cores (what a session with a shared CPU could run)
     "short": TinyRecipe("short", codec_clips=320, codec_clip_s=2.0, vae_steps=2000, vae_batch=16,
                         m2s_steps=400, m2s_batch=16, sync_clips=1000, sync_steps=1000, sync_batch=32,
@@ -95,7 +99,8 @@ RECIPES: dict[str, TinyRecipe] = {
     "smoke": TinyRecipe("smoke", codec_clips=24, codec_clip_s=2.0, vae_steps=40, vae_batch=8,
                         m2s_steps=30, m2s_batch=8, sync_clips=8, sync_steps=10, sync_batch=8,
                         dit_clips=24, dit_steps=60, dit_batch=8, semantic_clips=16, semantic_steps=10,
-                        semantic_batch=8, stereo_clips=16, vocoder_steps=20, vocoder_batch=4),
+                        semantic_batch=8, stereo_clips=16, vocoder_steps=20, vocoder_batch=4, vocoder_eval_clips=2,
+                        vocoder_eval_s=1.5),
 }
 
 
@@ -167,6 +172,30 @@ def _codec_set(out: Path, work: Path, recipe: TinyRecipe, seed: int, workers: in
     data = CodecSet(torch.stack([a for a, _ in items]), torch.stack([v for _, v in items]))
     torch.save({"audio": data.audio, "visual": data.visual}, cache)
     return data
+
+
+def _vocoder(out: Path, work: Path, recipe: TinyRecipe, seed: int, codec_cfg, data, summary: dict) -> None:
+    """Train the vocoder on the codec set (and the Mel-VAE's mels of it); OUT/vocoder.safetensors, its
+    curve, and its held-out numbers against Griffin-Lim in the summary. Needs only OUT/vae.safetensors
+    and the codec set, so it also runs alone on a finished run's folders."""
+    from ..codec.load import load_vae, load_vocoder
+    from ..loading.state import save_state_dict
+    from .tiny_codec import VOCODER_VAE_SHARE, train_vocoder, vocoder_heldout, vocoder_state
+    vae_file = out / "vae.safetensors"
+    if not vae_file.is_file():
+        raise FileNotFoundError(f"the vocoder stage needs the trained Mel-VAE {vae_file}; run the vae stage first "
+                                "(drop \"vae\" from timings_s in the work folder's summary.json)")
+    vae = load_vae(vae_file)
+    gen, _ = train_vocoder(data, codec_cfg, steps=recipe.vocoder_steps, batch_size=recipe.vocoder_batch, seed=seed,
+                           out=work / "vocoder", vae=vae)
+    save_state_dict(vocoder_state(gen), out / "vocoder.safetensors")
+    shutil.copyfile(work / "vocoder" / "metrics.csv", out / "curves" / "vocoder.csv")
+    shipped = load_vocoder(out / "vocoder.safetensors")  # scored as the loader reads it (float16 weights)
+    summary["vocoder_heldout"] = vocoder_heldout(shipped, vae, codec_cfg, clips=recipe.vocoder_eval_clips,
+                                                 seconds=recipe.vocoder_eval_s, seed=seed,
+                                                 pesq=importlib.util.find_spec("pesq") is not None)
+    summary["vocoder_params_m"] = round(sum(p.numel() for p in gen.parameters()) / 1e6, 3)
+    summary["vocoder_vae_share"] = VOCODER_VAE_SHARE
 
 
 def _stereo(out: Path, recipe: TinyRecipe, seed: int, workers: int, codec_cfg) -> list[dict]:
@@ -262,6 +291,7 @@ def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, work
         shutil.copyfile(work / "vae" / "metrics.csv", curves / "vae.csv")
 
     stage("vae", vae_stage)
+    stage("vocoder", lambda: _vocoder(out, work, recipe, seed, codec_cfg, codec_data(), summary))
     data = None  # the codec set is not needed any more
     stage("mono2stereo", lambda: tiny_card.write_curve(curves / "mono2stereo.csv",
                                                        _stereo(out, recipe, seed, workers, codec_cfg)))
@@ -278,7 +308,8 @@ def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, work
     stage("dit", dit_stage)
     manifest = {"name": "kf-tiny", "components": {
         "dit": "dit.safetensors", "vae": "vae.safetensors", "mono2stereo": "mono2stereo.safetensors",
-        "vocoder": None, "text_encoder": "t5.safetensors", "clip": "clip.safetensors",
+        "vocoder": "vocoder.safetensors" if (out / "vocoder.safetensors").is_file() else None,
+        "text_encoder": "t5.safetensors", "clip": "clip.safetensors",
         "synchformer": "synchformer.safetensors"},
         "codec": "44k", "clip_model": "kf-tiny-clip", "text_encoder_kind": "t5", "text_tokenizer": "byt5"}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")

@@ -141,6 +141,25 @@ def _evaluation(folder: Path) -> list[str]:
     return lines
 
 
+def _vocoder_line(run: dict, vocoder: str) -> str:
+    """The card's vocoder line: what it is, its recipe, and its held-out numbers against Griffin-Lim."""
+    recipe, held = run["recipe"], run.get("vocoder_heldout")
+    line = (f"`{vocoder}`, Vocos-style iSTFT head ({_fmt(run.get('vocoder_params_m'), 2)} M parameters, every "
+            f"layer at the mel frame rate), {recipe.get('vocoder_steps')} steps of batch {recipe.get('vocoder_batch')} "
+            f"(mel L1 + multi-resolution STFT losses, {_fmt(100 * run.get('vocoder_vae_share', float('nan')), 0)} % "
+            "of each batch from the Mel-VAE's mels; no GAN)")
+    if not held:
+        return line + "."
+
+    def cell(name: str) -> str:
+        r = held.get(name) or {}
+        return f"mel L1 {_fmt(r.get('mel_loss'), 3)}, MCD {_fmt(r.get('mcd'), 2)}, PESQ {_fmt(r.get('pesq'), 2)}"
+    return (line + f". Held-out ({held['clips']} clips of {held['seconds']:g} s): true mel → vocoder "
+            f"{cell('vocoder')} vs → Griffin-Lim {cell('griffin_lim')}; Mel-VAE → vocoder {cell('vae_vocoder')} vs "
+            f"→ Griffin-Lim {cell('vae_griffin_lim')}; real-time factor {_fmt((held.get('vocoder') or {}).get('rtf'), 3)} "
+            f"vs {_fmt((held.get('griffin_lim') or {}).get('rtf'), 3)} on {held.get('threads')} thread(s).")
+
+
 def write_model_card(folder: Path) -> Path:
     """Folder of a trained kf-tiny -> MODEL_CARD.md (overwritten) built from the files in it."""
     folder = Path(folder)
@@ -185,8 +204,7 @@ def write_model_card(folder: Path) -> Path:
         + ".",
         f"- Mel-VAE (C 16 at 43 Hz): Alg. 2, {recipe['vae_steps']} steps, batch {recipe['vae_batch']}. "
         f"Training-set mel L1: {run.get('vae_l1_db_train', float('nan')):.2f} dB.",
-        ("- Vocoder: " + (f"`{vocoder}` (see the codec table), {recipe.get('vocoder_steps')} steps"
-                          if vocoder else "Griffin-Lim")),
+        "- Vocoder: " + (_vocoder_line(run, vocoder) if vocoder else "Griffin-Lim"),
         f"- Mono2Stereo: one pan p per mel bin and frame (L = 2p·M, R = 2(1 − p)·M in linear mel: the paper's "
         f"two ratios L/M and R/M with L/M + R/M = 2 built in, so energy is preserved by construction), reading "
         f"the sync tokens at each mel frame's instant; {recipe['m2s_steps']} steps, batch {recipe['m2s_batch']}.",

@@ -1,9 +1,12 @@
-"""kf-tiny's codec stages: the short-clip audio set, the Mel-VAE (Alg. 2), latent statistics, Mono2Stereo.
+"""kf-tiny's codec stages: the short-clip audio set, the Mel-VAE (Alg. 2), latent statistics, the
+Vocos vocoder, Mono2Stereo.
 
 The codec set is `n` synthetic training clips of a fixed short length (stereo audio + the frozen
 CLIP features of their frames at 8 fps). The Mel-VAE learns mono log-mels (the channels' mean in
 linear mel, the identity Mono2Stereo keeps); Mono2Stereo learns to split them back into left and
-right from the mono mel and the CLIP features, which say where on screen the source is.
+right from the mono mel and the CLIP features, which say where on screen the source is. The
+vocoder learns mono waves (the channels' mean) from their mels and, given the trained Mel-VAE,
+from its decoder's mels as well.
 
 Shape legend: N clips, T samples, M mel bins, F mel frames, C latent channels, Lv visual frames,
 Dv visual width.
@@ -12,18 +15,39 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as Fn
 
+from ..codec.griffinlim import GriffinLim
 from ..codec.mel import MelSpectrogram
 from ..codec.mel_vae import MEL_VAE_PRESETS, MelVAE
 from ..codec.mono2stereo import Mono2Stereo, pan_targets
+from ..codec.vocos import VOCOS_PRESETS, Vocos, vocos_config_for
 from ..config import CodecConfig, SeqConfig
+from ..eval.codec_eval import heldout_synthetic
+from ..eval.metrics import codec_metrics
 from .extract import MonoLogMel
+from .gan import DiscConfig
+from .runner import RunOptions, run
+from .schedules import VAEStages
+from .vae import VAETrainConfig, VAETrainer, init_mel_vae
+from .vae import latent_statistics as posterior_statistics
+from .vocoder import VocoderTrainConfig, VocoderTrainer, decoder_mels
 
-__all__ = ["CodecSet", "codec_item", "train_vae", "latent_statistics", "train_mono2stereo"]
+__all__ = ["CodecSet", "codec_clip", "codec_audio", "codec_item", "train_vae", "vae_train_config", "latent_statistics",
+           "train_vocoder", "vocoder_train_config", "vocoder_state", "vocoder_heldout", "train_mono2stereo"]
+
+# kf-tiny's codec recipe (issue 12); the step counts and batches are TinyRecipe's
+VAE_LR = 1e-3
+VAE_RECON = "mse"
+VAE_STAGE_FRACTIONS = (0.5, 1.0, 1.0)  # last step of stages 1-3 as fractions of the steps
+VAE_GAN_UPPER = 0.0
+VOCODER_LR = 1e-3
+VOCODER_W_PHASE = 0.0
+VOCODER_VAE_SHARE = 0.5
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +67,25 @@ class CodecSet:
         return self.audio[i].float()
 
 
+def codec_clip(index: int, *, seed: int, duration: float | None, sample_rate: int = 44100):
+    """Clip `index` of the codec seed range of the synthetic world (duration None: the world's own)."""
+    from ..data.dataset import split_seed
+    from ..data.synthetic import make_clip
+    # a seed range of its own (offset 500 M) so codec clips never repeat the DiT's clips
+    return make_clip(split_seed(500_000_000 + index, seed, "train"), duration=duration, sample_rate=sample_rate)
+
+
+def codec_audio(index: int, *, seed: int, duration: float | None, sample_rate: int = 44100) -> torch.Tensor:
+    """Codec clip `index` -> its stereo wave [2,T] float16 (what `train vae|vocoder --data synthetic:N` use)."""
+    return torch.from_numpy(codec_clip(index, seed=seed, duration=duration, sample_rate=sample_rate).audio).half()
+
+
 def codec_item(index: int, *, seed: int, duration: float, clip_encoder, sample_rate: int = 44100
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Training clip `index` of the synthetic world at `duration` s -> (stereo wave [2,T] fp16,
     CLIP features [Lv,Dv] of its frames sampled by time at 8 fps)."""
-    from ..data.dataset import split_seed
-    from ..data.synthetic import make_clip
     from ..io import frames_from_images, streams_for
-    # a seed range of its own (offset 500 M) so codec clips never repeat the DiT's clips
-    c = make_clip(split_seed(500_000_000 + index, seed, "train"), duration=duration, sample_rate=sample_rate)
+    c = codec_clip(index, seed=seed, duration=duration, sample_rate=sample_rate)
     seq = SeqConfig(duration, sample_rate=sample_rate)
     spec = streams_for(seq, visual_size=clip_encoder.spec.resize_to or clip_encoder.spec.image_size)["visual"]
     frames = frames_from_images(torch.from_numpy(c.frames), c.fps, spec.fps, size=spec.size, mode=spec.mode,
@@ -62,27 +96,23 @@ def codec_item(index: int, *, seed: int, duration: float, clip_encoder, sample_r
 
 
 # ---------------------------------------------------------------- Mel-VAE
+def vae_train_config(steps: int, batch_size: int, seed: int) -> VAETrainConfig:
+    """kf-tiny's Alg. 2 schedule for `steps` steps (see `train_vae`)."""
+    s1, s2, s3 = (max(1, round(steps * f)) for f in VAE_STAGE_FRACTIONS)
+    s2, s3 = max(s2, s1 + 1), max(s3, s1 + 2, s2 + 1)
+    return VAETrainConfig(stages=VAEStages(s1, s2, s3, kl_upper=1e-4, gan_upper=VAE_GAN_UPPER), recon=VAE_RECON,
+                          batch_size=batch_size, segment_frames=64, lr=VAE_LR, lr_min=VAE_LR / 20,
+                          decay_steps=steps, disc=DiscConfig(channels=16, layers=3), seed=seed)
+
+
 def train_vae(data: CodecSet, codec_cfg: CodecConfig, *, steps: int, batch_size: int, seed: int, out
               ) -> tuple[MelVAE, list[dict]]:
-    """Codec set -> Mel-VAE "tiny" trained by `VAETrainer` (stage 1 MSE, stage 2 KL ramp), run folder `out`.
-
-    The GAN stages of Alg. 2 are not run: on two CPU cores their discriminator would take the
-    budget the DiT needs, and the mel MSE alone already reconstructs the synthetic sounds closely.
-    """
-    from .runner import RunOptions, run
-    from .schedules import VAEStages
-    from .vae import VAETrainConfig, VAETrainer
-    torch.manual_seed(seed)
-    vae = MelVAE(MEL_VAE_PRESETS["tiny"])
+    """Codec set -> Mel-VAE `MEL_VAE_PRESETS["tiny"]` trained by `VAETrainer`, run folder `out` (resumable)."""
     mel_fn = MonoLogMel(MelSpectrogram(codec_cfg))
-    with torch.no_grad():
-        mels = torch.cat([mel_fn(data[i][None]) for i in range(len(data))])   # N M F
-    vae.set_mel_statistics(mels.mean(dim=(0, 2)), mels.std(dim=(0, 2)).clamp_min(1e-3))
-    stage1 = max(1, steps // 2)
-    cfg = VAETrainConfig(stages=VAEStages(stage1_end=stage1, stage2_end=steps, stage3_end=steps + 1),
-                         batch_size=batch_size, segment_frames=64, lr=1e-3, seed=seed)
+    vae = init_mel_vae(MEL_VAE_PRESETS["tiny"], data, mel_fn, seed=seed)
+    cfg = vae_train_config(steps, batch_size, seed)
     trainer = VAETrainer(vae, cfg, data, mel_fn, hop=codec_cfg.hop)
-    opts = RunOptions(out, steps=steps, log_every=10, ckpt_every=max(steps // 2, 1), progress=False,
+    opts = RunOptions(out, steps=steps, log_every=10, ckpt_every=max(steps // 4, 1), progress=False,
                       tensorboard=False, export_name="vae", export_kind="vae")
     rows = run(trainer, opts, config={"stage": "vae", **_plain(cfg.to_dict())}, export_config=_plain(cfg.to_dict()))
     return vae.eval(), rows
@@ -90,11 +120,81 @@ def train_vae(data: CodecSet, codec_cfg: CodecConfig, *, steps: int, batch_size:
 
 def latent_statistics(vae: MelVAE, data: CodecSet, codec_cfg: CodecConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior means of every codec clip -> per-channel (mean [C], std [C]) for the latent normalisation."""
+    return posterior_statistics(vae, data, MonoLogMel(MelSpectrogram(codec_cfg)))
+
+
+# ---------------------------------------------------------------- vocoder
+def vocoder_train_config(steps: int, batch_size: int, seed: int) -> VocoderTrainConfig:
+    """kf-tiny's vocoder schedule for `steps` steps (see `train_vocoder`)."""
+    return VocoderTrainConfig(batch_size=batch_size, segment_frames=32, lr=VOCODER_LR, lr_min=VOCODER_LR / 20,
+                              warmup_steps=50, decay_steps=max(steps - 50, 1), w_gan=0.0, w_phase=VOCODER_W_PHASE,
+                              seed=seed)
+
+
+def train_vocoder(data: CodecSet, codec_cfg: CodecConfig, *, steps: int, batch_size: int, seed: int, out,
+                  vae: MelVAE | None = None) -> tuple[Vocos, list[dict]]:
+    """Codec set -> the Vocos vocoder `VOCOS_PRESETS["tiny"]` for `codec_cfg`'s mels, run folder `out`.
+
+    With `vae`, VOCODER_VAE_SHARE of every batch is vocoded from that Mel-VAE decoder's mels of the
+    same crops (paper §4.5.2 stage 4), so the codec path improves, not only mel -> wave. Losses:
+    mel L1 + multi-resolution STFT (no GAN: on two CPU cores its discriminators cost ~20× the
+    generator). Cost: about 0.2 s of CPU per step at batch 8 and 0.4 s at batch 16 (one thread, measured
+    on a loaded 2-core machine).
+    """
+    torch.manual_seed(seed)
+    gen = Vocos(vocos_config_for(codec_cfg, VOCOS_PRESETS["tiny"]))
     mel_fn = MonoLogMel(MelSpectrogram(codec_cfg))
-    with torch.no_grad():
-        zs = [vae.encode(mel_fn(data[i][None])).mean[0] for i in range(len(data))]  # C La each
-    z = torch.cat(zs, dim=1)                                                   # C N·La
-    return z.mean(dim=1), z.std(dim=1).clamp_min(1e-4)
+    source = decoder_mels(vae, share=VOCODER_VAE_SHARE) if vae is not None else None
+    cfg = vocoder_train_config(steps, batch_size, seed)
+    trainer = VocoderTrainer(gen, cfg, data, mel_fn, hop=codec_cfg.hop, mel_source=source)
+    opts = RunOptions(out, steps=steps, log_every=10, ckpt_every=max(steps // 4, 1), progress=False,
+                      tensorboard=False, export_name="vocoder", export_kind="vocoder")
+    config = {"stage": "vocoder", "vae_share": VOCODER_VAE_SHARE if vae is not None else 0.0, **_plain(cfg.to_dict())}
+    rows = run(trainer, opts, config=config, export_config=config)
+    return gen.eval(), rows
+
+
+def vocoder_state(gen: Vocos) -> dict[str, torch.Tensor]:
+    """A trained vocoder -> its state dict with float tensors in float16 (the shipped storage)."""
+    return {k: (v.detach().half() if v.is_floating_point() else v.detach()) for k, v in gen.state_dict().items()}
+
+
+def vocoder_heldout(vocoder: Vocos, vae: MelVAE, codec_cfg: CodecConfig, *, clips: int, seconds: float, seed: int,
+                    pesq: bool = True) -> dict:
+    """Held-out world audio -> the vocoder against Griffin-Lim (32 iterations), both on the true mel and on
+    the Mel-VAE's reconstruction of it (posterior mean): mean mel L1, MCD and PESQ (None where PESQ
+    cannot score the audio or `pesq` is off), plus each one's real-time factor on this process's threads.
+
+    The clips are `eval codec --synthetic`'s (held-out seeds no trainer draws, classes cycling), mono,
+    cut to whole latent tokens.
+    """
+    front = MelSpectrogram(codec_cfg)
+    step = codec_cfg.samples_per_latent
+    waves = [w[0, : w.shape[-1] // step * step] for _, w in heldout_synthetic(clips, seconds, seed, codec_cfg.sample_rate)]
+    vocoders = {"vocoder": vocoder.eval(), "griffin_lim": GriffinLim(codec_cfg)}
+    p = next(vae.parameters())
+    rows: dict[str, list[dict]] = {}
+    spent: dict[str, float] = {}
+    with torch.inference_mode():
+        for wave in waves:                                                     # T
+            mel = front(wave[None])                                            # 1 M F
+            rec = vae.decode(vae.encode(mel.to(p)).mean, frames=mel.shape[-1]).float()
+            for name, voc in vocoders.items():
+                for path, m in (("", mel), ("vae_", rec)):
+                    t0 = time.perf_counter()
+                    est = voc(m)[0, 0]                                         # T
+                    spent[path + name] = spent.get(path + name, 0.0) + time.perf_counter() - t0
+                    row = codec_metrics(wave, est, codec_cfg, with_pesq=pesq)
+                    rows.setdefault(path + name, []).append({k: row[k] for k in ("mel_loss", "mcd", "pesq")})
+    audio_s = sum(w.shape[-1] for w in waves) / codec_cfg.sample_rate
+    out: dict = {"clips": len(waves), "seconds": seconds, "threads": torch.get_num_threads()}
+    for name, rs in rows.items():
+        mean = {}
+        for k in ("mel_loss", "mcd", "pesq"):
+            vals = [r[k] for r in rs if r[k] is not None]
+            mean[k] = round(sum(vals) / len(vals), 4) if vals else None
+        out[name] = dict(mean, rtf=round(spent[name] / audio_s, 4))
+    return out
 
 
 # ---------------------------------------------------------------- Mono2Stereo
