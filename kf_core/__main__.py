@@ -31,6 +31,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "synthetic": "kf_core.eval.synthetic_eval",
         "stereo": "kf_core.eval.stereo_eval",
         "takes": "kf_core.eval.takes_eval",
+        "tiny": "kf_core.eval.tiny_eval",
     },
     "bench": {
         "dit": "kf_core.eval.bench_dit",
