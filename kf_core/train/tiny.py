@@ -90,7 +90,7 @@ class TinyRecipe:
 RECIPES: dict[str, TinyRecipe] = {
     "full": TinyRecipe("full", codec_clips=320, codec_clip_s=2.0, vae_steps=3000, vae_batch=16,
                        m2s_steps=600, m2s_batch=16, sync_clips=1500, sync_steps=1500, sync_batch=48,
-                       dit_clips=1500, dit_steps=4000, dit_batch=12, vocoder_steps=2000, vocoder_batch=16),
+                       dit_clips=1500, dit_steps=4000, dit_batch=12, vocoder_steps=3000, vocoder_batch=16),
     # the full recipe cut to about an hour on 2 quiet cores (what a session with a shared CPU could run)
     "short": TinyRecipe("short", codec_clips=320, codec_clip_s=2.0, vae_steps=2000, vae_batch=16,
                         m2s_steps=400, m2s_batch=16, sync_clips=1000, sync_steps=1000, sync_batch=32,
