@@ -198,6 +198,21 @@ def _vocoder(out: Path, work: Path, recipe: TinyRecipe, seed: int, codec_cfg, da
     summary["vocoder_vae_share"] = VOCODER_VAE_SHARE
 
 
+def vocoder_beats_griffin_lim(out: Path, summary: dict) -> bool:
+    """Ship the trained vocoder only if, on the held-out true mels, it beats Griffin-Lim on mel loss,
+    MCD and PESQ (where measured), as issue 12 asks; otherwise the folder plays through Griffin-Lim
+    and OUT/vocoder.safetensors stays beside it, unnamed."""
+    held = summary.get("vocoder_heldout")
+    if not (out / "vocoder.safetensors").is_file() or held is None:
+        return False
+    voc, gl = held["vocoder"], held["griffin_lim"]
+    better = voc["mel_loss"] < gl["mel_loss"] and voc["mcd"] < gl["mcd"]
+    if voc.get("pesq") is not None and gl.get("pesq") is not None:
+        better = better and voc["pesq"] > gl["pesq"]
+    summary["vocoder_shipped"] = better
+    return better
+
+
 def _stereo(out: Path, recipe: TinyRecipe, seed: int, workers: int, codec_cfg) -> list[dict]:
     """Mono2Stereo on stereo clips + the frozen sync encoder's tokens."""
     from ..loading.state import save_state_dict
@@ -308,7 +323,7 @@ def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, work
     stage("dit", dit_stage)
     manifest = {"name": "kf-tiny", "components": {
         "dit": "dit.safetensors", "vae": "vae.safetensors", "mono2stereo": "mono2stereo.safetensors",
-        "vocoder": "vocoder.safetensors" if (out / "vocoder.safetensors").is_file() else None,
+        "vocoder": "vocoder.safetensors" if vocoder_beats_griffin_lim(out, summary) else None,
         "text_encoder": "t5.safetensors", "clip": "clip.safetensors",
         "synchformer": "synchformer.safetensors"},
         "codec": "44k", "clip_model": "kf-tiny-clip", "text_encoder_kind": "t5", "text_tokenizer": "byt5"}

@@ -157,7 +157,9 @@ def _vocoder_line(run: dict, vocoder: str) -> str:
     return (line + f". Held-out ({held['clips']} clips of {held['seconds']:g} s): true mel → vocoder "
             f"{cell('vocoder')} vs → Griffin-Lim {cell('griffin_lim')}; Mel-VAE → vocoder {cell('vae_vocoder')} vs "
             f"→ Griffin-Lim {cell('vae_griffin_lim')}; real-time factor {_fmt((held.get('vocoder') or {}).get('rtf'), 3)} "
-            f"vs {_fmt((held.get('griffin_lim') or {}).get('rtf'), 3)} on {held.get('threads')} thread(s).")
+            f"vs {_fmt((held.get('griffin_lim') or {}).get('rtf'), 3)} on {held.get('threads')} thread(s)."
+            + (" It does not beat Griffin-Lim on all three, so the manifest names no vocoder and Griffin-Lim "
+               "plays the mels (the file stays beside them)." if run.get("vocoder_shipped") is False else ""))
 
 
 def write_model_card(folder: Path) -> Path:
@@ -204,7 +206,8 @@ def write_model_card(folder: Path) -> Path:
         + ".",
         f"- Mel-VAE (C 16 at 43 Hz): Alg. 2, {recipe['vae_steps']} steps, batch {recipe['vae_batch']}. "
         f"Training-set mel L1: {run.get('vae_l1_db_train', float('nan')):.2f} dB.",
-        "- Vocoder: " + (_vocoder_line(run, vocoder) if vocoder else "Griffin-Lim"),
+        "- Vocoder: " + (_vocoder_line(run, vocoder or "vocoder.safetensors")
+                         if vocoder or run.get("vocoder_heldout") else "Griffin-Lim"),
         f"- Mono2Stereo: one pan p per mel bin and frame (L = 2p·M, R = 2(1 − p)·M in linear mel: the paper's "
         f"two ratios L/M and R/M with L/M + R/M = 2 built in, so energy is preserved by construction), reading "
         f"the sync tokens at each mel frame's instant; {recipe['m2s_steps']} steps, batch {recipe['m2s_batch']}.",
