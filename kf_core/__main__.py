@@ -23,6 +23,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "flow": "kf_core.train.cli",
         "vae": "kf_core.train.cli_vae",
         "vocoder": "kf_core.train.cli_vocoder",
+        "stereo": "kf_core.train.cli_stereo",
     },
     "train-tiny": "kf_core.train.tiny",
     "extract": "kf_core.train.extract",

@@ -1,4 +1,4 @@
-"""`train vae` and `train vocoder` from the CLI on synthetic clips: a few steps through every Alg. 2
+"""`train vae`, `train vocoder` and `train stereo` from the CLI on synthetic clips: a few steps through every Alg. 2
 stage (and the vocoder's GAN and decoder-mel inputs), exact resume (4 steps straight = 2 + resume
 + 2), loadable exports, clear errors before slow work, and the bare `train` still meaning the flow model."""
 from __future__ import annotations
@@ -68,6 +68,37 @@ def test_train_vocoder_with_gan_and_decoder_mels_resumes_exactly(vae_runs, tmp_p
     assert isinstance(voc, Vocos)
     with torch.no_grad():
         assert voc(torch.randn(1, 128, 7)).shape == (1, 1, 7 * 512)
+
+
+def test_train_stereo_resumes_exactly_and_exports_a_loadable_mono2stereo(tmp_path):
+    from kf_core.codec.mono2stereo import load_mono2stereo
+    cmd = ["train", "stereo", *COMMON, "--segment-frames", "8", "--hidden", "16", "--layers", "1", "--warmup", "2",
+           "--decay-steps", "3"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main([*cmd, "--steps", "4", "--ckpt-every", "2", "--out", str(straight)]) == 0
+    assert main([*cmd, "--steps", "2", "--out", str(resumed)]) == 0
+    assert main([*cmd, "--steps", "4", "--out", str(resumed)]) == 0
+    rows = read_curve(straight / "metrics.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and all(math.isfinite(r["loss"]) for r in rows)
+    assert rows[0]["lr"] < rows[1]["lr"] > rows[2]["lr"] > rows[3]["lr"]     # warm-up, then cosine decay
+    assert _same_weights(straight / "mono2stereo.safetensors", resumed / "mono2stereo.safetensors")
+    m2s = load_mono2stereo(straight / "mono2stereo.safetensors")
+    mono = torch.randn(1, 128, 9)
+    with torch.no_grad():
+        lr = m2s(mono)
+    assert lr.shape == (1, 2, 128, 9)
+    # the mono mix of the prediction is the input (linear mel domain): energy is kept by construction
+    torch.testing.assert_close((lr.exp().mean(1)).log(), mono, atol=1e-4, rtol=1e-4)
+
+
+def test_train_stereo_refuses_mono_audio(tmp_path):
+    from kf_core.io import write_audio
+    (tmp_path / "a").mkdir()
+    write_audio(tmp_path / "a" / "mono.wav", 0.1 * torch.randn(1, 44100), 44100)
+    with pytest.raises(ValueError, match="needs stereo audio"):
+        main(["train", "stereo", "--data", f"audio:{tmp_path / 'a'}", "--steps", "2", "--out", str(tmp_path / "o"),
+              "--no-progress", "--no-tensorboard"])
+    assert not (tmp_path / "o" / "mono2stereo.safetensors").exists()
 
 
 def test_bad_arguments_fail_before_reading_data(tmp_path):

@@ -1,4 +1,4 @@
-"""What the audio-model sub-commands share (`train vae`, `train vocoder`, later `train stereo`):
+"""What the audio-model sub-commands share (`train vae`, `train vocoder`, `train stereo`):
 the data, run-folder and schedule arguments, and turning them into clips, a DistContext and
 RunOptions. A new sub-command is a module with `add_arguments(p)` (calling `add_common_arguments`)
 and `main(args)`, registered under "train" in `kf_core/__main__.py`.

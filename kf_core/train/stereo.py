@@ -21,6 +21,8 @@ from ..codec.mono2stereo import pan_targets
 from .checkpoint import rng_state, set_rng_state
 from .clips import ClipBatches
 from .data import BatchOrder
+from .distributed import DistContext, all_reduce_mean, wrap
+from .vocoder import cosine_lr
 
 __all__ = ["StereoTrainConfig", "StereoTrainer", "mono_and_channels"]
 
@@ -33,10 +35,15 @@ class StereoTrainConfig:
     betas: tuple[float, float] = (0.9, 0.99)
     grad_clip: float = 1.0
     seed: int = 0
+    lr_min: float = 0.0
+    warmup_steps: int = 0
+    decay_steps: int = 0   # cosine from lr to lr_min over these steps after the warm-up; 0: the trainer's `steps`
 
     def __post_init__(self) -> None:
         if self.segment_frames <= 0 or self.batch_size <= 0 or self.lr <= 0:
             raise ValueError(f"StereoTrainConfig needs positive batch_size/segment_frames/lr, got {self}")
+        if not 0 <= self.lr_min <= self.lr or self.warmup_steps < 0 or self.decay_steps < 0:
+            raise ValueError(f"StereoTrainConfig needs 0 <= lr_min <= lr and warmup/decay steps >= 0, got {self}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -61,22 +68,29 @@ class StereoTrainer:
     """
 
     def __init__(self, model: nn.Module, cfg: StereoTrainConfig, clips, mel_fn, *, log: str = "ln",
-                 hop: int = 512, device="cpu", conds=None, steps: int | None = None) -> None:
-        self.cfg, self.mel_fn, self.log, self.device = cfg, mel_fn, log, torch.device(device)
+                 hop: int = 512, device="cpu", conds=None, steps: int | None = None,
+                 ctx: DistContext | None = None) -> None:
+        self.ctx = ctx or DistContext(device=torch.device(device))
+        self.cfg, self.mel_fn, self.log, self.device = cfg, mel_fn, log, self.ctx.device
         self.model = model.to(self.device)
+        self.step_model = wrap(self.model, self.ctx)   # DDP under torchrun; the model itself otherwise
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=cfg.betas)
-        # cosine decay over `steps` when the run length is known (train-tiny), else a constant rate
+        # cosine decay over cfg.decay_steps (or `steps`, the run length, as train-tiny gives it), else constant
+        decay, floor = cfg.decay_steps or steps or 0, cfg.lr_min / cfg.lr
         self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: 1.0 if not steps else 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
+            self.opt, lambda s: cosine_lr(s + 1 if cfg.warmup_steps else s, 1.0, floor, cfg.warmup_steps, decay))
         self.clips, self.conds = clips, conds
         if conds is not None:
             lengths = {int(torch.as_tensor(c).shape[-1]) for c in clips}
             if len(conds) != len(clips) or len(lengths) != 1:
                 raise ValueError(f"conditioned Mono2Stereo training needs one feature tensor per clip and clips of "
                                  f"one length; got {len(conds)} features for {len(clips)} clips of lengths {sorted(lengths)}")
+            if self.ctx.distributed:
+                raise ValueError("conditioned Mono2Stereo training (whole clips with features) runs in one process")
             self.order = BatchOrder(len(clips), cfg.batch_size, seed=cfg.seed)
         else:
-            self.batches = ClipBatches(clips, cfg.batch_size, cfg.segment_frames * hop, seed=cfg.seed)
+            self.batches = ClipBatches(clips, cfg.batch_size, cfg.segment_frames * hop, seed=cfg.seed,
+                                       rank=self.ctx.rank, world=self.ctx.world)
         self.step = 0
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -95,15 +109,16 @@ class StereoTrainer:
             mono, target = mono_and_channels(wave, self.mel_fn, self.log)
             weight = log_expand(mono, self.log)
             weight = weight / weight.mean(dim=(1, 2), keepdim=True).clamp_min(1e-12)   # B M F
-        pred = self.model(mono) if cond is None else self.model(mono, cond.to(self.device))   # B 2 M F
+        pred = self.step_model(mono) if cond is None else self.step_model(mono, cond.to(self.device))   # B 2 M F
         loss = ((pred - target).abs() * weight[:, None]).mean()
+        lr = self.opt.param_groups[0]["lr"]   # this step's rate (the scheduler moves it on below)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.opt.step()
         self.sched.step()
         self.step += 1
-        return {"loss": loss.item(), "lr": self.opt.param_groups[0]["lr"]}
+        return {"loss": all_reduce_mean(loss.detach(), self.ctx).item(), "lr": lr}
 
     def state_dict(self) -> dict:
         data = self.batches if self.conds is None else self.order
