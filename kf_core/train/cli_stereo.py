@@ -13,7 +13,6 @@ folder's manifest role "mono2stereo" reads). Re-running with the same --out resu
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import torch

@@ -9,11 +9,9 @@ Shape legend: B batch, M mel bins, F mel frames, T samples.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as Fn
 from torch import nn
 
 from ..codec.mel import log_expand
