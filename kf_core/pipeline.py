@@ -212,16 +212,21 @@ def _chunks(streams: dict, seq: SeqConfig) -> list[dict]:
     frames, so the pieces' segments and frames are exactly the single pass's."""
     vis, syn = streams["visual"], streams["sync"]
     per_seg = int(CHUNK_SECONDS * seq.sync_fps - seq.sync_segment) // seq.sync_stride + 1   # 24
-    per_vis = int(CHUNK_SECONDS * seq.visual_fps)                                         # 64
     segments = seq.sync_segments
     n = max(1, math.ceil(segments / per_seg))
     if n == 1:
         return [streams]
+
+    def visual_at(s: int) -> int:
+        """The first visual frame at or after sync segment s's start (a piece's frames share its time span;
+        a piece of 24 segments spans 7.68 s, so counting 64 visual frames per piece would run out first)."""
+        return min(vis.count, math.ceil(s * seq.sync_stride * seq.visual_fps / seq.sync_fps - 1e-9))
+
     out = []
     for j in range(n):
         s0, s1 = j * per_seg, min(segments, (j + 1) * per_seg)
-        v0 = min(vis.count, j * per_vis)
-        v1 = vis.count if j == n - 1 else min(vis.count, (j + 1) * per_vis)
+        v0 = visual_at(s0)
+        v1 = vis.count if j == n - 1 else visual_at(s1)
         out.append({"visual": replace(vis, count=v1 - v0, skip=v0),
                     "sync": replace(syn, count=(s1 - s0 - 1) * seq.sync_stride + seq.sync_segment,
                                     skip=s0 * seq.sync_stride)})

@@ -92,3 +92,26 @@ def test_long_clip_windows_are_encoded_once_and_cached(pipe):
     assert torch.equal(a.z, b.z) and video.windows == cached  # same windows, nothing re-encoded
     assert a.z.shape == (1, a.seq.latent_len, 16) and a.seq.duration == 3.0
 
+
+
+@pytest.mark.parametrize("seconds", [8.5, 60.0, 192.5, 600.0, 3600.0])
+def test_long_clip_encoding_pieces_cover_every_frame_and_none_is_empty(seconds):
+    """The piece plan of a long clip's encoding: every piece has visual and sync frames, the pieces
+    tile the whole clip's visual frames and sync segments on one clock (a 10-minute clip once ran
+    out of visual frames four pieces before the end: 64 frames per piece against 7.68 s of sync)."""
+    from kf_core.config import SeqConfig
+    from kf_core.io import streams_for
+    from kf_core.pipeline import _chunks
+    seq = SeqConfig(seconds)
+    streams = streams_for(seq, visual_size=64, sync_size=64)
+    pieces = _chunks(streams, seq)
+    assert len(pieces) > 1
+    vis, syn = streams["visual"], streams["sync"]
+    assert all(p["visual"].count > 0 and p["sync"].count >= seq.sync_segment for p in pieces)
+    assert [p["visual"].skip for p in pieces[1:]] == [p["visual"].skip + p["visual"].count for p in pieces[:-1]]
+    assert pieces[0]["visual"].skip == 0 and pieces[-1]["visual"].skip + pieces[-1]["visual"].count == vis.count
+    segs = sum((p["sync"].count - seq.sync_segment) // seq.sync_stride + 1 for p in pieces)
+    assert segs == seq.sync_segments and pieces[-1]["sync"].skip + pieces[-1]["sync"].count <= syn.count
+    for p in pieces:   # a piece's visual frames lie in (about) its sync span
+        t_sync = p["sync"].skip / seq.sync_fps
+        assert abs(p["visual"].skip / seq.visual_fps - t_sync) < 1.0 / seq.visual_fps + 1e-9
