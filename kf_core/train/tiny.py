@@ -91,7 +91,7 @@ RECIPES: dict[str, TinyRecipe] = {
     "full": TinyRecipe("full", codec_clips=320, codec_clip_s=2.0, vae_steps=3000, vae_batch=16,
                        m2s_steps=600, m2s_batch=16, sync_clips=1500, sync_steps=1500, sync_batch=48,
                        dit_clips=1500, dit_steps=4000, dit_batch=12, vocoder_steps=3000, vocoder_batch=16),
-    # the full recipe cut to about an hour on 2 quiet cores (what a session with a shared CPU could run)
+    # the full recipe cut down: 95 min measured on 2 shared cores (docs/experiments/kf-tiny-v2-short)
     "short": TinyRecipe("short", codec_clips=320, codec_clip_s=2.0, vae_steps=2000, vae_batch=16,
                         m2s_steps=400, m2s_batch=16, sync_clips=1000, sync_steps=1000, sync_batch=32,
                         dit_clips=1200, dit_steps=3000, dit_batch=12, semantic_clips=800, semantic_steps=500,
@@ -354,7 +354,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="scratch folder for checkpoints, features and caches (default OUT/.work); "
                         "re-running with the same folder resumes")
     p.add_argument("--recipe", choices=sorted(RECIPES), default="full",
-                   help="full: about two hours on 2 CPU cores; short: the same stages cut to about an hour; smoke: minutes")
+                   help="full: the whole recipe (about two hours on 2 CPU cores, not yet timed end to end); short: the same stages cut down (95 min measured on 2 shared cores); smoke: minutes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="processes that generate and encode clips")
     p.add_argument("--threads", type=int, default=2,
