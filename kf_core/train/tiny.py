@@ -354,7 +354,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="scratch folder for checkpoints, features and caches (default OUT/.work); "
                         "re-running with the same folder resumes")
     p.add_argument("--recipe", choices=sorted(RECIPES), default="full",
-                   help="full: the whole recipe (about two hours on 2 CPU cores, not yet timed end to end); short: the same stages cut down (95 min measured on 2 shared cores); smoke: minutes")
+                   help="full: the whole recipe (about two hours on 2 CPU cores, not yet timed end to end); "
+                        "short: the same stages cut down (95 min measured on 2 shared cores); smoke: minutes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="processes that generate and encode clips")
     p.add_argument("--threads", type=int, default=2,
