@@ -141,9 +141,10 @@ def test_vocoder_stage_runs_alone_on_a_finished_run_and_ships_its_file(tmp_path)
     assert list(summary["timings_s"]) == [*done, "vocoder"]
     held = summary["vocoder_heldout"]
     manifest = json.loads((out / "manifest.json").read_text())
-    beats = held["vocoder"]["mel_loss"] < held["griffin_lim"]["mel_loss"] and held["vocoder"]["mcd"] < held["griffin_lim"]["mcd"]
-    if held["vocoder"].get("pesq") is not None:
-        beats = beats and held["vocoder"]["pesq"] > held["griffin_lim"]["pesq"]
+    voc, gl = held["vocoder"], held["griffin_lim"]
+    beats = voc["mel_loss"] < gl["mel_loss"] and voc["mcd"] < gl["mcd"]
+    if voc.get("pesq") is not None:
+        beats = beats and voc["pesq"] > gl["pesq"]
     # named in the manifest only when it beats Griffin-Lim (a 20-step smoke vocoder does not)
     assert manifest["components"]["vocoder"] == ("vocoder.safetensors" if beats else None)
     assert summary["vocoder_shipped"] is beats

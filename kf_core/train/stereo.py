@@ -82,7 +82,8 @@ class StereoTrainer:
             lengths = {int(torch.as_tensor(c).shape[-1]) for c in clips}
             if len(conds) != len(clips) or len(lengths) != 1:
                 raise ValueError(f"conditioned Mono2Stereo training needs one feature tensor per clip and clips of "
-                                 f"one length; got {len(conds)} features for {len(clips)} clips of lengths {sorted(lengths)}")
+                                 f"one length; got {len(conds)} features for {len(clips)} clips of lengths "
+                                 f"{sorted(lengths)}")
             if self.ctx.distributed:
                 raise ValueError("conditioned Mono2Stereo training (whole clips with features) runs in one process")
             self.order = BatchOrder(len(clips), cfg.batch_size, seed=cfg.seed)
