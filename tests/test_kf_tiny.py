@@ -20,11 +20,10 @@ from kf_core.components import BUNDLED_DIR
 from kf_core.data.dataset import split_seed
 from kf_core.data.synthetic import make_clip
 from kf_core.eval import sync_metrics as sm
+from kf_core.eval.tiny_eval import IMPACT_CLASSES, TOL_S, hit_rate
 
 FOLDER = os.environ.get("KF_TINY_MODEL") or str(BUNDLED_DIR)
-IMPACT_CLASSES = ("ball", "strike", "light", "footsteps")
 DURATION = 4.0
-TOL_S = 0.1
 
 
 def _clips():
@@ -32,16 +31,6 @@ def _clips():
     return [make_clip(split_seed(500 + i, 0, "heldout"), duration=DURATION, fps=25.0, size=96, classes=[c],
                       looks="classic")
             for i, c in enumerate(IMPACT_CLASSES * 2)]
-
-
-def _hit_rate(events: np.ndarray, onsets: np.ndarray) -> tuple[int, int]:
-    """(visual impacts with an audio onset within TOL_S, impacts)."""
-    if events.size == 0:
-        return 0, 0
-    if onsets.size == 0:
-        return 0, int(events.size)
-    d = np.abs(events[:, None] - onsets[None, :]).min(1)
-    return int((d <= TOL_S).sum()), int(events.size)
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +73,9 @@ def test_onsets_follow_the_visual_impacts(generated):
     for clip, wave, sr in generated:
         onsets = sm.detect_onsets(wave, sr)
         events = clip.onset_times
-        h, n = _hit_rate(events, onsets)
+        h, n = hit_rate(events, onsets)
         moved = (events + 0.5) % clip.duration  # the control: the same number of events, wrong times
-        s, _ = _hit_rate(moved, onsets)
+        s, _ = hit_rate(moved, onsets)
         hits, shifted, total = hits + h, shifted + s, total + n
     assert total >= 20, "the fixed clips should hold enough impacts to judge"
     rate, control = hits / total, shifted / total
