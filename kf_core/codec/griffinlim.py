@@ -82,13 +82,87 @@ class GriffinLim(nn.Module):
                              f"(reflect padding), got {frames}")
         mag = self.front.mel_to_linear(mel.float())                                  # B K F
         phase = self._initial_phase(mag.shape, mag.device, frame_offset)             # B K F
-        alpha = self.momentum
-        prev = torch.zeros_like(phase)
-        wave = self.framing.istft(mag * phase)                                       # B T
+        if self.cfg.n_fft % self.cfg.hop or self.cfg.win != self.cfg.n_fft:
+            wave = self._iterate_general(mag, phase)
+        else:
+            wave = _Workspace(self.framing, mag).iterate(phase, self.n_iter, self.momentum / (1 + self.momentum))
+        return wave.clamp(-1.0, 1.0)[:, None]                                        # B 1 T
+
+    def _iterate_general(self, mag: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        """The same iteration through STFTFraming (any window and hop), allocating as it goes."""
+        beta = self.momentum / (1 + self.momentum)
+        inverse = self.framing.inverse_terms(mag.shape[-1], mag.device, mag.dtype)
+        prev = None
+        wave = self.framing.istft(mag * phase, inverse)                              # B T
         for _ in range(self.n_iter):
             consistent = self.framing.stft(wave)                                     # B K F
-            accel = consistent - (alpha / (1 + alpha)) * prev if alpha else consistent
+            accel = consistent - beta * prev if prev is not None and beta else consistent
             prev = consistent
-            phase = accel / accel.abs().clamp_min(1e-12)
-            wave = self.framing.istft(mag * phase)                                   # B T
-        return wave.clamp(-1.0, 1.0)[:, None]                                        # B 1 T
+            scale = accel.abs().clamp_min_(1e-12).reciprocal_().mul_(mag)            # mag / |accel|
+            wave = self.framing.istft(accel * scale, inverse)                        # B T
+        return wave
+
+
+class _Workspace:
+    """Fast Griffin-Lim for a full-length window whose hop divides n_fft, in buffers made once: every
+    iteration reuses them (no allocation in the loop: on CPU, fresh multi-MB temporaries each
+    iteration cost page faults and fragment the heap over a long clip's many chunks).
+
+    Frames are kept [B,F,n_fft] and spectra [B,F,K] (the FFT along the last, contiguous axis);
+    the padded wave is one buffer whose middle is the wave, so framing it is a view."""
+
+    def __init__(self, framing: STFTFraming, mag: torch.Tensor) -> None:
+        b, k, f = mag.shape
+        n, hop, pad = framing.n_fft, framing.hop, framing.pad
+        self.n, self.hop, self.pad, self.f, self.r = n, hop, pad, f, n // hop
+        self.window = framing.window(mag.device, mag.dtype)                         # n
+        self.inv_norm = framing.inverse_terms(f, mag.device, mag.dtype)[1]           # F·hop
+        self.mag = mag.transpose(1, 2).contiguous()                                  # B F K
+        self.padded = mag.new_zeros(b, f * hop + 2 * pad)                            # B T+2p
+        self.frames = mag.new_empty(b, f, n)                                         # B F n
+        self.ola = mag.new_empty(b, f + self.r - 1, hop)                             # B (F+r-1) hop
+        self.spec = torch.empty(b, f, k, dtype=torch.complex64, device=mag.device)   # B F K
+        self.prev = torch.empty_like(self.spec)
+        self.accel = torch.empty_like(self.spec)
+        self.scale = mag.new_empty(b, f, k)                                          # B F K
+
+    @property
+    def wave(self) -> torch.Tensor:
+        return self.padded[:, self.pad:self.pad + self.f * self.hop]                 # B T (a view)
+
+    def _synthesise(self, spec: torch.Tensor) -> None:
+        """Spectrum [B,F,K] -> self.wave (least-squares overlap-add) and its reflect padding."""
+        torch.fft.irfft(spec, n=self.n, dim=-1, out=self.frames)
+        self.frames.mul_(self.window)
+        parts = self.frames.view(*self.frames.shape[:2], self.r, self.hop)           # B F r hop
+        self.ola.zero_()
+        for j in range(self.r):
+            self.ola[:, j:j + self.f].add_(parts[:, :, j])
+        whole = self.ola.view(self.ola.shape[0], -1)                                 # B T+2p
+        torch.mul(whole[:, self.pad:self.pad + self.f * self.hop], self.inv_norm, out=self.wave)
+        t, p = self.f * self.hop, self.pad
+        self.padded[:, :p] = self.padded[:, p + 1:2 * p + 1].flip(-1)
+        self.padded[:, p + t:] = self.padded[:, t - 1:p + t - 1].flip(-1)
+
+    def _analyse(self) -> torch.Tensor:
+        """self.wave -> its STFT [B,F,K] (into self.spec)."""
+        frames = self.padded.unfold(-1, self.n, self.hop)                            # B F n (a view)
+        torch.mul(frames, self.window, out=self.frames)
+        return torch.fft.rfft(self.frames, dim=-1, out=self.spec)
+
+    def iterate(self, phase: torch.Tensor, n_iter: int, beta: float) -> torch.Tensor:
+        """Initial phase [B,K,F] -> the wave [B,T] after n_iter fast Griffin-Lim iterations."""
+        torch.mul(self.mag, phase.transpose(1, 2), out=self.accel)
+        self._synthesise(self.accel)
+        for it in range(n_iter):
+            spec = self._analyse()                                                   # B F K
+            if it and beta:
+                torch.sub(spec, self.prev, alpha=beta, out=self.accel)               # accel = c - beta·prev
+            else:
+                self.accel.copy_(spec)
+            self.spec, self.prev = self.prev, self.spec                              # prev <- this estimate
+            torch.abs(self.accel, out=self.scale)
+            self.scale.clamp_min_(1e-12).reciprocal_().mul_(self.mag)                # mag / |accel|
+            self.accel.mul_(self.scale)
+            self._synthesise(self.accel)
+        return self.wave.clone()

@@ -174,17 +174,23 @@ class STFTFraming(nn.Module):
                           window=self.window(x.device, x.dtype, padded=False), center=False, normalized=False,
                           onesided=True, return_complex=True)                    # B K F
 
-    def istft(self, spec: torch.Tensor) -> torch.Tensor:
-        """Complex STFT [B,K,F] -> its least-squares waveform [B,F·hop]."""
+    def istft(self, spec: torch.Tensor, inverse: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Complex STFT [B,K,F] -> its least-squares waveform [B,F·hop]. `inverse` is
+        `inverse_terms(F, ...)` when many spectrograms of one size are inverted (Griffin-Lim)."""
         if spec.dim() != 3 or spec.shape[1] != self.n_fft // 2 + 1:
             raise ValueError(f"STFTFraming.istft expects a complex STFT [B, {self.n_fft // 2 + 1}, F], "
                              f"got {tuple(spec.shape)}")
         n_fft, hop, frames = self.n_fft, self.hop, spec.shape[-1]
-        window = self.window(spec.device, spec.real.dtype)
-        chunks = torch.fft.irfft(spec, n=n_fft, dim=1) * window[:, None]          # B n_fft F
+        window, inv_norm = inverse or self.inverse_terms(frames, spec.device, spec.real.dtype)
+        chunks = torch.fft.irfft(spec, n=n_fft, dim=1).mul_(window[:, None])      # B n_fft F
         length = (frames - 1) * hop + n_fft
         wave = Fn.fold(chunks, (1, length), (1, n_fft), stride=(1, hop))[:, 0, 0]  # B T+2p
+        return wave[:, self.pad:self.pad + frames * hop].mul_(inv_norm)           # B F·hop
+
+    def inverse_terms(self, frames: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (the synthesis window [n_fft], 1 / the overlap-added window² over the kept samples [F·hop])."""
+        n_fft, hop = self.n_fft, self.hop
+        window = self.window(device, dtype)
         env = window.square()[None, :, None].expand(1, n_fft, frames)
-        norm = Fn.fold(env, (1, length), (1, n_fft), stride=(1, hop))[:, 0, 0]     # 1 T+2p
-        wave = wave / norm.clamp_min(1e-8)
-        return wave[:, self.pad:self.pad + frames * hop]                           # B F·hop
+        norm = Fn.fold(env, (1, (frames - 1) * hop + n_fft), (1, n_fft), stride=(1, hop))[0, 0, 0]   # T+2p
+        return window, norm[self.pad:self.pad + frames * hop].clamp_min(1e-8).reciprocal()
