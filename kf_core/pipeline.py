@@ -471,7 +471,7 @@ class Watermark:
         return embed_watermark(wave, sample_rate, payload, key=key, clip=clip)
 
     def stream(self, blocks, sample_rate: int):
-        """Waveform blocks [..., n] -> marked blocks (boundaries move; ~70 ms is held back), in [-1, 1]."""
+        """Waveform blocks [..., n] -> marked blocks (boundaries move; ~0.4 s is held back), in [-1, 1]."""
         from .watermark import embed_stream
         payload, key = self._spec()
         return embed_stream(blocks, sample_rate, payload, key=key)

@@ -40,11 +40,13 @@ def fit_length(wave: np.ndarray, samples: int) -> np.ndarray:
     return np.concatenate([wave, np.zeros((c, samples - t), np.float32)], axis=1)
 
 
-def resample_stream(chunks: Iterable[np.ndarray], sample_rate: int, new_rate: int) -> Iterator[np.ndarray]:
+def resample_stream(chunks: Iterable[np.ndarray], sample_rate: int, new_rate: int, *,
+                    block: int = _CHUNK) -> Iterator[np.ndarray]:
     """[C,n] float32 chunks at sample_rate in, [C,m] chunks at new_rate out (FFmpeg's swresample,
-    run as a stream; the total is within a few samples of T·new/old — callers fix the length)."""
+    run as a stream over frames of `block` samples; the total is within a few samples of T·new/old
+    — callers fix the length)."""
     rs = None
-    for frame in audio_frames(reframe(chunks, _CHUNK), sample_rate):
+    for frame in audio_frames(reframe(chunks, block), sample_rate):
         if rs is None:
             rs = av.AudioResampler(format="fltp", layout=frame.layout, rate=new_rate)
         for f in rs.resample(frame):

@@ -15,8 +15,8 @@ first sample. `_Marker` therefore computes whole tiles as soon as the host under
 carries the last three synthesised frames into the next block's overlap-add (summed in the same
 order as in one pass), and pads the clip's two ends by reflection as the one-pass STFT does. The
 result is the same numbers whatever the block sizes (tests/test_watermark_stream.py checks it bit
-for bit); `embed_watermark` is the stream over one block. Latency: about one tile plus one window
-(~70 ms) of host is held back.
+for bit); `embed_watermark` is the stream over one block. Latency: MIN_TILES tiles plus one window
+(~0.4 s) of host is held back.
 """
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ from .code import Payload, encode
 from .pattern import DEFAULT_KEY, WatermarkConfig, pattern_for
 
 __all__ = ["embed_watermark", "embed_stream", "tile_gain"]
+
+
+MIN_TILES = 8  # tiles computed per step at least (~0.37 s): per-step costs dominated with one at a time
 
 
 def tile_gain(signs, cfg: WatermarkConfig, frames: int, start: int = 0) -> torch.Tensor:
@@ -78,6 +81,7 @@ class _Marker:
         self.frame = 0                                   # the next frame to compute
         self.carry: torch.Tensor | None = None           # N r-1 n: the last synthesised frames
         self.received = self.sent = 0
+        self.window: torch.Tensor | None = None
 
     def feed(self, x: torch.Tensor) -> torch.Tensor | None:
         """Host block [N, n] -> the mark that became final [N, m] (m may be 0), or None."""
@@ -92,7 +96,7 @@ class _Marker:
             self.padded = torch.cat([self.padded, x], -1)
         ready = (self.padded.shape[-1] - self.n) // self.hop + 1 if self.padded.shape[-1] >= self.n else 0
         whole = ready // _tile_frames(self.cfg) * _tile_frames(self.cfg)
-        return self._frames(whole, final=False) if whole else None
+        return self._frames(whole, final=False) if whole >= MIN_TILES * _tile_frames(self.cfg) else None
 
     def finish(self) -> torch.Tensor | None:
         """The host has ended -> the rest of the mark (reflect padding at the end)."""
@@ -106,7 +110,9 @@ class _Marker:
         """Frames [frame, frame+m) -> the mark samples they complete (all of the rest when final)."""
         cfg, n, hop = self.cfg, self.n, self.hop
         x = self.padded[:, :(m - 1) * hop + n]
-        window = torch.hann_window(n, dtype=x.dtype, device=x.device)
+        if self.window is None or self.window.device != x.device:
+            self.window = torch.hann_window(n, dtype=x.dtype, device=x.device)
+        window = self.window
         spec = torch.fft.rfft(x.unfold(-1, n, hop) * window)                       # N m K'
         lo, hi = cfg.bin_range
         n_ch = spec.shape[0]
@@ -148,15 +154,25 @@ def _mark_stream(rows: Iterable[torch.Tensor], signs, cfg: WatermarkConfig) -> I
         yield mark
 
 
+RESAMPLE_BLOCK = 16384  # samples per resampler call: fewer, larger calls (per-call cost dominated at 4096)
+
+
 def _resampled(rows: Iterable[torch.Tensor], sample_rate: int, new_rate: int) -> Iterator[torch.Tensor]:
-    """Rows [N, n] at sample_rate -> rows at new_rate, each row its own stream (io's resampler
-    takes mono or stereo only); the total is within a few samples of T·new/old."""
+    """Rows [N, n] at sample_rate -> rows at new_rate; the total is within a few samples of T·new/old.
+    One or two rows (mono, stereo) go through one resampler; more (a batch) each through its own,
+    since io's resampler takes mono or stereo only. Each channel is resampled on its own either way."""
     rows = iter(rows)
     first = next(rows, None)
     if first is None:
         return
+    if first.shape[0] <= 2:
+        arrays = (x.cpu().numpy() for x in itertools.chain([first], rows))
+        for y in resample_stream(arrays, sample_rate, new_rate, block=RESAMPLE_BLOCK):
+            yield torch.from_numpy(y).to(first.device)
+        return
     copies = itertools.tee(itertools.chain([first], rows), first.shape[0])
-    streams = [resample_stream(_row(c, i), sample_rate, new_rate) for i, c in enumerate(copies)]
+    streams = [resample_stream(_row(c, i), sample_rate, new_rate, block=RESAMPLE_BLOCK)
+               for i, c in enumerate(copies)]
     held = [first.new_zeros(1, 0).cpu() for _ in streams]
     for parts in itertools.zip_longest(*streams):      # the rows' resamplers step alike
         held = [h if p is None else torch.cat([h, torch.from_numpy(p)], -1) for h, p in zip(held, parts)]
@@ -175,7 +191,7 @@ def embed_stream(blocks: Iterable[torch.Tensor], sample_rate: int, payload: Payl
                  cfg: WatermarkConfig = WatermarkConfig(), clip: bool = True) -> Iterator[torch.Tensor]:
     """Waveform blocks [..., n] (float, any rate, the leading dims fixed) -> the marked waveform as
     blocks [..., m] float32, in order, as long in total; the same numbers as `embed_watermark` of
-    the whole (block boundaries move: about 70 ms of sound is held back until the mark under it is
+    the whole (block boundaries move: about 0.4 s of sound is held back until the mark under it is
     final). `clip` False leaves the sum unclipped, for a level stage that follows."""
     if not isinstance(payload, Payload):
         raise TypeError(f"payload must be a kf_core.watermark.Payload, not {type(payload).__name__}")
