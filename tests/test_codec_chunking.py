@@ -135,3 +135,20 @@ def test_short_clip_is_decoded_in_one_piece_as_before():
         mel = codec.vae.decode(raw)
         torch.testing.assert_close(codec.latents_to_mel(z), mel, atol=0, rtol=0)
         torch.testing.assert_close(codec.to_stereo(mel, visual), codec.mono2stereo(mel, visual), atol=0, rtol=0)
+
+
+def test_a_centred_mel_is_vocoded_once():
+    voc = BigVGAN(BIGVGAN_PRESETS["tiny"]).eval()
+    codec = AudioCodec(CODEC_PRESETS["44k"], MelVAE(MEL_VAE_PRESETS["tiny"]).eval(), vocoder=voc).eval()
+    seen = []
+    voc.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0]))
+    mel = torch.randn(1, 128, 24) - 4.0
+    with torch.inference_mode():
+        centred = codec.vocode(torch.stack([mel, mel], 1))                    # B 2 M F, as without Mono2Stereo
+        alone = codec.vocode(mel[:, None])                                     # B 1 M F
+    assert seen[0] == 1 and centred.shape[1] == 2                              # one channel's work, two channels out
+    torch.testing.assert_close(centred, alone.expand_as(centred), atol=0, rtol=0)
+    seen.clear()
+    with torch.inference_mode():
+        codec.vocode(torch.stack([mel, mel + 0.1], 1))                         # two different channels: both vocoded
+    assert seen[0] == 2

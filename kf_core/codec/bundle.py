@@ -174,6 +174,9 @@ class AudioCodec(nn.Module):
 
         def vocode(x: torch.Tensor, offset: int) -> torch.Tensor:
             b, ch = x.shape[:2]
+            if ch > 1 and all(torch.equal(x[:, 0], x[:, c]) for c in range(1, ch)):
+                # a centred mel (no Mono2Stereo: every channel the same) is vocoded once, not per channel
+                return vocode(x[:, :1], offset).expand(b, ch, -1)
             flat = x.flatten(0, 1)                                             # B*Ch M n
             if params:
                 flat = flat.to(device=params[0].device, dtype=params[0].dtype)
@@ -200,7 +203,8 @@ class AudioCodec(nn.Module):
 
     def vocode(self, mel: torch.Tensor) -> torch.Tensor:
         """Log-mel [B,Ch,M,F] -> waveform [B,Ch,F·hop] (each channel vocoded on its own, in chunks of
-        VOCODE_CHUNK_S seconds with the vocoder's receptive field as context: the same as in one piece)."""
+        VOCODE_CHUNK_S seconds with the vocoder's receptive field as context: the same as in one piece;
+        identical channels, a centred mel, are vocoded once)."""
         return torch.cat(list(self._wave_blocks(lambda a, b: mel[..., a:b], mel.shape[-1])), dim=-1)
 
     def stream_waveform(self, z: torch.Tensor, *, latent_mean: torch.Tensor | None = None,
