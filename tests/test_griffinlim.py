@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from kf_core.codec.griffinlim import GriffinLim
+from kf_core.codec.griffinlim import GriffinLim, _Workspace
 from kf_core.codec.mel import MelSpectrogram
 from kf_core.config import CODEC_PRESETS
 
@@ -93,3 +93,15 @@ def test_rejects_bad_input():
         GriffinLim(CFG)(torch.zeros(1, 80, 10))
     with pytest.raises(ValueError, match="momentum"):
         GriffinLim(CFG, momentum=1.5)
+
+
+@pytest.mark.parametrize("momentum", [0.99, 0.0])
+def test_buffered_iteration_is_the_allocating_one(momentum):
+    # the in-place workspace (hop dividing n_fft, full-length window) against the plain STFTFraming loop
+    gl = GriffinLim(CFG, n_iter=5, momentum=momentum)
+    mel = torch.randn(2, CFG.n_mels, 40) - 4.0
+    mag = gl.front.mel_to_linear(mel)
+    phase = gl._initial_phase(mag.shape, mag.device, 0)
+    fast = _Workspace(gl.framing, mag).iterate(phase, gl.n_iter, momentum / (1 + momentum))
+    torch.testing.assert_close(fast, gl._iterate_general(mag, phase), atol=1e-6, rtol=0)
+    assert fast.shape == (2, 40 * HOP)
