@@ -27,14 +27,18 @@ def _same_weights(a, b) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+def _straight_and_resumed(cmd: list[str], root) -> tuple:
+    """4 steps straight, and 2 steps + a resumed run to 4 -> (the two run folders)."""
+    straight, resumed = root / "straight", root / "resumed"
+    assert main([*cmd, "--steps", "4", "--ckpt-every", "2", "--out", str(straight)]) == 0
+    assert main([*cmd, "--steps", "2", "--out", str(resumed)]) == 0
+    assert main([*cmd, "--steps", "4", "--out", str(resumed)]) == 0
+    return straight, resumed
+
+
 @pytest.fixture(scope="module")
 def vae_runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("vae")
-    straight, resumed = root / "straight", root / "resumed"
-    assert main([*VAE, "--steps", "4", "--ckpt-every", "2", "--out", str(straight)]) == 0
-    assert main([*VAE, "--steps", "2", "--out", str(resumed)]) == 0
-    assert main([*VAE, "--steps", "4", "--out", str(resumed)]) == 0
-    return straight, resumed
+    return _straight_and_resumed(VAE, tmp_path_factory.mktemp("vae"))
 
 
 def test_train_vae_runs_every_stage_and_resumes_exactly(vae_runs):
@@ -54,10 +58,7 @@ def test_train_vocoder_with_gan_and_decoder_mels_resumes_exactly(vae_runs, tmp_p
     cmd = ["train", "vocoder", *COMMON, "--segment-frames", "4", "--decay-steps", "4", "--w-gan", "1",
            "--gan-start", "3", "--disc-channels", "4", "--vae", str(vae), "--vae-share", "0.5",
            "--export-dtype", "float16"]
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    assert main([*cmd, "--steps", "4", "--ckpt-every", "2", "--out", str(straight)]) == 0
-    assert main([*cmd, "--steps", "2", "--out", str(resumed)]) == 0
-    assert main([*cmd, "--steps", "4", "--out", str(resumed)]) == 0
+    straight, resumed = _straight_and_resumed(cmd, tmp_path)
     rows = read_curve(straight / "metrics.csv")
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
     assert math.isnan(rows[1]["d"])      # no discriminator before --gan-start
@@ -74,10 +75,7 @@ def test_train_stereo_resumes_exactly_and_exports_a_loadable_mono2stereo(tmp_pat
     from kf_core.codec.mono2stereo import load_mono2stereo
     cmd = ["train", "stereo", *COMMON, "--segment-frames", "8", "--hidden", "16", "--layers", "1", "--warmup", "2",
            "--decay-steps", "3"]
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    assert main([*cmd, "--steps", "4", "--ckpt-every", "2", "--out", str(straight)]) == 0
-    assert main([*cmd, "--steps", "2", "--out", str(resumed)]) == 0
-    assert main([*cmd, "--steps", "4", "--out", str(resumed)]) == 0
+    straight, resumed = _straight_and_resumed(cmd, tmp_path)
     rows = read_curve(straight / "metrics.csv")
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and all(math.isfinite(r["loss"]) for r in rows)
     assert rows[0]["lr"] < rows[1]["lr"] > rows[2]["lr"] > rows[3]["lr"]     # warm-up, then cosine decay

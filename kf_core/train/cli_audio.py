@@ -16,7 +16,7 @@ from .audio_sources import AudioClips, load_audio_clips
 from .runner import RunOptions
 
 __all__ = ["add_common_arguments", "check_common", "schedule", "codec_config", "clips_from_args", "run_options",
-           "setup_logging", "plain"]
+           "setup_logging", "plain", "final_line"]
 
 
 def add_common_arguments(p: argparse.ArgumentParser, *, batch_size: int, segment_frames: int, lr: float) -> None:
@@ -92,3 +92,10 @@ def plain(d):
     if isinstance(d, (tuple, list)):
         return [plain(v) for v in d]
     return d
+
+
+def final_line(rows: list[dict], trainer, metric: str, name: str, weights: Path) -> str:
+    """The run's closing line: its last logged step and `metric` (NaN when nothing was logged), and
+    where the weights went."""
+    last = rows[-1] if rows else {"step": trainer.step, metric: float("nan")}
+    return f"step {last['step']}: {name} {last[metric]:.4f}; weights in {weights}"

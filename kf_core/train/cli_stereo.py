@@ -20,8 +20,8 @@ import torch
 from ..codec.mel import MelSpectrogram
 from ..codec.mono2stereo import Mono2Stereo
 from .audio_sources import AudioClips
-from .cli_audio import add_common_arguments, check_common, clips_from_args, codec_config, plain, run_options, \
-    schedule, setup_logging
+from .cli_audio import add_common_arguments, check_common, clips_from_args, codec_config, final_line, plain, \
+    run_options, schedule, setup_logging
 from .distributed import close, init_distributed
 from .runner import run
 from .stereo import StereoTrainConfig, StereoTrainer
@@ -74,8 +74,7 @@ def main(args) -> int:
                   "train": plain(cfg.to_dict()), "codec": args.codec, "data": args.data}
         rows = run(trainer, opts, config=config, export_config=config, ctx=ctx)
         if ctx.is_main:
-            last = rows[-1] if rows else {"step": trainer.step, "loss": float("nan")}
-            print(f"step {last['step']}: loss {last['loss']:.4f}; weights in {args.out / 'mono2stereo.safetensors'}")
+            print(final_line(rows, trainer, "loss", "loss", args.out / "mono2stereo.safetensors"))
     finally:
         close(ctx)
     return 0

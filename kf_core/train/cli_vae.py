@@ -19,8 +19,8 @@ import torch
 from ..codec.mel import MelSpectrogram
 from ..codec.mel_vae import MEL_VAE_PRESETS, MelVAE
 from ..loading.state import save_state_dict
-from .cli_audio import add_common_arguments, check_common, clips_from_args, codec_config, plain, run_options, \
-    schedule, setup_logging
+from .cli_audio import add_common_arguments, check_common, clips_from_args, codec_config, final_line, plain, \
+    run_options, schedule, setup_logging
 from .distributed import close, init_distributed
 from .extract import MonoLogMel
 from .gan import DiscConfig
@@ -95,9 +95,7 @@ def main(args) -> int:
         if ctx.is_main:
             mean, std = latent_statistics(vae.eval(), clips, cpu_mel)
             save_state_dict({"mean": mean, "std": std}, args.out / "latent_stats.safetensors")
-            last = rows[-1] if rows else {"step": trainer.step, "rec": float("nan")}
-            print(f"step {last['step']}: reconstruction loss {last['rec']:.4f}; weights in "
-                  f"{args.out / 'vae.safetensors'}")
+            print(final_line(rows, trainer, "rec", "reconstruction loss", args.out / "vae.safetensors"))
     finally:
         close(ctx)
     return 0

@@ -22,8 +22,8 @@ import torch
 from ..codec.load import load_vae, load_vocoder
 from ..codec.mel import MelSpectrogram
 from ..codec.vocos import VOCOS_PRESETS, Vocos, vocos_config_for
-from .cli_audio import add_common_arguments, check_common, clips_from_args, codec_config, plain, run_options, \
-    schedule, setup_logging
+from .cli_audio import add_common_arguments, check_common, clips_from_args, codec_config, final_line, plain, \
+    run_options, schedule, setup_logging
 from .distributed import close, init_distributed
 from .extract import MonoLogMel
 from .gan import DiscConfig
@@ -103,8 +103,7 @@ def main(args) -> int:
                   "vae_share": args.vae_share if args.vae else None}
         rows = run(trainer, opts, config=config, export_config=config, ctx=ctx)
         if ctx.is_main:
-            last = rows[-1] if rows else {"step": trainer.step, "mel": float("nan")}
-            print(f"step {last['step']}: mel loss {last['mel']:.4f}; weights in {args.out / 'vocoder.safetensors'}")
+            print(final_line(rows, trainer, "mel", "mel loss", args.out / "vocoder.safetensors"))
     finally:
         close(ctx)
     return 0
