@@ -115,8 +115,7 @@ class _Workspace:
         b, k, f = mag.shape
         n, hop, pad = framing.n_fft, framing.hop, framing.pad
         self.n, self.hop, self.pad, self.f, self.r = n, hop, pad, f, n // hop
-        self.window = framing.window(mag.device, mag.dtype)                         # n
-        self.inv_norm = framing.inverse_terms(f, mag.device, mag.dtype)[1]           # F·hop
+        self.window, self.inv_norm = framing.inverse_terms(f, mag.device, mag.dtype)   # n, F·hop
         self.mag = mag.transpose(1, 2).contiguous()                                  # B F K
         self.padded = mag.new_zeros(b, f * hop + 2 * pad)                            # B T+2p
         self.frames = mag.new_empty(b, f, n)                                         # B F n
