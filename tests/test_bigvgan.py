@@ -7,7 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from kf_core.codec.alias_free import DownSample2x, UpSample2x, kaiser_sinc_filter
+from kf_core.codec import alias_free
+from kf_core.codec.alias_free import Activation1d, DownSample2x, Snake, SnakeBeta, UpSample2x, kaiser_sinc_filter
 from kf_core.codec.bigvgan import BIGVGAN_PRESETS, BigVGAN, detect_bigvgan_config, fuse_weight_norm
 from kf_core.codec.load import load_vocoder
 from kf_core.loading import CheckpointError, load_strict, save_state_dict
@@ -111,6 +112,25 @@ def test_resampling_keeps_a_low_tone():
     torch.testing.assert_close(up[0, 0, 40:-40], torch.sin(2 * torch.pi * 0.05 * t2)[40:-40], atol=0.01, rtol=0)
     # ... and the down-sampler's asymmetric padding takes the delay back out.
     torch.testing.assert_close(DownSample2x()(up)[0, 0, 20:-20], x[0, 0, 20:-20], atol=0.01, rtol=0)
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 7, 300, 2049])
+@pytest.mark.parametrize("act", [SnakeBeta, Snake])
+def test_polyphase_activation_is_the_modules_path(length, act, monkeypatch):
+    # generation's one-pass polyphase form against up -> act -> down, with blocks of 256 samples so
+    # the longer inputs cross block boundaries (halo) and reach both padded ends
+    monkeypatch.setattr(alias_free, "POLYPHASE_BLOCK", 3 * 256)
+    torch.manual_seed(length)
+    mod = Activation1d(act(3))
+    with torch.no_grad():
+        for p in mod.act.parameters():
+            p.normal_(0, 0.5)
+    x = 2 * torch.randn(1, 3, length)
+    slow = mod(x)                                    # autograd on: the modules' path
+    with torch.no_grad():
+        fast = mod(x)
+    assert fast.shape == slow.shape == x.shape
+    torch.testing.assert_close(fast, slow.detach(), atol=1e-5, rtol=0)
 
 
 def test_published_44k_size_and_16k_config():
