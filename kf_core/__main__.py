@@ -36,6 +36,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     },
     "bench": {
         "dit": "kf_core.eval.bench_dit",
+        "e2e": "kf_core.eval.bench_e2e",
         "codec": "kf_core.eval.bench_codec",
         "io": "kf_core.eval.bench_io",
         "encoders": "kf_core.eval.bench_encoders",

@@ -200,6 +200,17 @@ class Components:
             m.to(device=device)
         return self
 
+    def cast(self, dtype: torch.dtype) -> "Components":
+        """The networks that compute in `dtype` (`kf_core.precision`): DiT, text encoder, CLIP,
+        Synchformer, Mel-VAE. The vocoder and Mono2Stereo stay float32."""
+        for m in (self.dit.model, self.text_encoder.encoder, self.visual_encoders.clip,
+                  self.visual_encoders.sync, self.codec.vae):
+            m.to(dtype=dtype)
+        return self
+
+    def dit_params(self) -> int:
+        return sum(p.numel() for p in self.dit.model.parameters())
+
 
 # ---------------------------------------------------------------- model folders
 def _missing_bundle_error(folder: Path) -> FileNotFoundError:
