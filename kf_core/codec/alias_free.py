@@ -143,8 +143,10 @@ class Activation1d(nn.Module):
 
     Without autograd (generation) the three steps run as one polyphase pass (`_polyphase`): the
     same sums in another order (within 1e-6 of the modules' path), 2-6x faster on the CPU. Training
-    keeps the modules' path.
+    keeps the modules' path, and so does every call while `Activation1d.polyphase` is False (benchmarks).
     """
+
+    polyphase = True
 
     def __init__(self, act: nn.Module, taps: int = FILTER_TAPS) -> None:
         super().__init__()
@@ -153,7 +155,7 @@ class Activation1d(nn.Module):
         self.downsample = DownSample2x(taps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.is_grad_enabled() and self.upsample.taps == FILTER_TAPS and x.shape[-1] > 0:
+        if self.polyphase and not torch.is_grad_enabled() and self.upsample.taps == FILTER_TAPS and x.shape[-1] > 0:
             return _polyphase(x, self.upsample.filter, self.downsample.lowpass.filter, self.act)
         return self.downsample(self.act(self.upsample(x)))
 

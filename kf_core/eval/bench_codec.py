@@ -58,6 +58,17 @@ def _build(size: str, device: torch.device, dtype: torch.dtype, gl_iters: int):
     return codec, gl, vocos
 
 
+def _modules_path(codec, mel: torch.Tensor) -> torch.Tensor:
+    """BigVGAN with its anti-aliased activations as up -> act -> down modules (what training runs), for
+    the side-by-side row against generation's one-pass polyphase form."""
+    from kf_core.codec.alias_free import Activation1d
+    Activation1d.polyphase = False
+    try:
+        return codec.vocode(mel)
+    finally:
+        Activation1d.polyphase = True
+
+
 def _params(m: torch.nn.Module) -> str:
     return f"{sum(p.numel() for p in m.parameters()) / 1e6:.2f} M"
 
@@ -89,6 +100,7 @@ def main(args) -> int:
                            lambda: vocos(stereo_mel[0].to(dtype))))
             if not args.no_bigvgan:
                 stages.append(("vocode", "BigVGAN " + _params(codec.vocoder), lambda: codec.vocode(stereo_mel)))
+                stages.append(("vocode", "BigVGAN, activations as 3 modules", lambda: _modules_path(codec, stereo_mel)))
             stages.append(("vocode", f"Griffin-Lim x{args.gl_iters}", lambda: gl(stereo_mel[0].float())))
             for stage, what, fn in stages:
                 reset_peak_memory(device)
