@@ -202,9 +202,10 @@ class Components:
 
     def cast(self, dtype: torch.dtype) -> "Components":
         """The networks that compute in `dtype` (`kf_core.precision`): DiT, text encoder, CLIP,
-        Synchformer, Mel-VAE. The vocoder and Mono2Stereo stay float32."""
-        for m in (self.dit.model, self.text_encoder.encoder, self.visual_encoders.clip,
-                  self.visual_encoders.sync, self.codec.vae):
+        Synchformer, Mel-VAE. The vocoder and Mono2Stereo stay float32, and so does the text encoder
+        under float16 (T5's activations overflow fp16's range; it runs once per prompt anyway)."""
+        text = () if dtype == torch.float16 else (self.text_encoder.encoder,)
+        for m in (self.dit.model, *text, self.visual_encoders.clip, self.visual_encoders.sync, self.codec.vae):
             m.to(dtype=dtype)
         return self
 

@@ -70,3 +70,9 @@ def test_bench_e2e_times_every_stage_and_compares_precisions(tmp_path, capsys):
     for row in (*STAGES, "total", "real-time factor", "log-mel L1 vs first", "SI-SDR dB vs first"):
         assert f"\n{row} " in out, row
     assert "fp32 = float32, bf16 = bfloat16" in out and "1.00 s clip" in out
+
+
+def test_fp16_keeps_the_text_encoder_in_fp32(tmp_path):
+    c = load_components(write_random_tiny_folder(tmp_path / "model", vocoder=False)).cast(torch.float16)
+    assert next(c.text_encoder.encoder.parameters()).dtype == torch.float32
+    assert next(c.dit.model.parameters()).dtype == torch.float16
