@@ -33,6 +33,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "stereo": "kf_core.eval.stereo_eval",
         "takes": "kf_core.eval.takes_eval",
         "tiny": "kf_core.eval.tiny_eval",
+        "sync-probe": "kf_core.eval.sync_probe",
     },
     "bench": {
         "dit": "kf_core.eval.bench_dit",

@@ -136,3 +136,32 @@ def test_stereo_trainer_learns_pan_from_conditioning_features():
     with pytest.raises(ValueError, match="one length"):
         StereoTrainer(model, StereoTrainConfig(batch_size=2), [clips[0], clips[1][:, :-512]], mel_fn,
                       conds=conds[:2])
+
+
+def test_motion_frontend_blur_raises_a_moving_object_over_sensor_noise(monkeypatch):
+    # sensor noise is independent per pixel and frame: the binomial blur takes most of it out of the
+    # differences, while a 6-px object moving keeps most of its own
+    import kf_core.encoders.synchformer as sf
+    g = torch.Generator().manual_seed(0)
+    x = _moving_square() + 0.15 * torch.randn(_moving_square().shape, generator=g)
+
+    def contrast(m):  # first difference at the square's rows against the empty rows
+        return (m[0, 3:, 1, 10:16].abs().mean() / m[0, 3:, 1, 20:].abs().mean()).item()
+
+    blurred = contrast(motion_frames(x))
+    monkeypatch.setattr(sf, "_binomial_blur", lambda y: y)
+    assert blurred > 1.3 * contrast(motion_frames(x))  # measured: 2.42 against 1.64
+
+
+def test_sync_probe_command_reports_every_set(capsys):
+    import json
+
+    from kf_core.__main__ import main
+    assert main(["eval", "sync-probe", "--clips", "3", "--heldout", "2", "--steps", "2", "--batch", "4",
+                 "--workers", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    for row in ("train", "heldout-seed", "heldout-look"):
+        assert f"\n{row} " in out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["steps"] == 2 and result["frontend"] == "motion" and set(result["heldout-look"]) == {"auc", "pan_corr"}
+    assert main(["eval", "sync-probe", "--steps", "0"]) == 2

@@ -108,7 +108,9 @@ SYNCHFORMER_PRESETS: dict[str, SynchformerConfig] = {
 def motion_frames(frames: torch.Tensor) -> torch.Tensor:
     """Frames [B, T, 3, H, W] in [-1, 1] (25 fps, whole stream) -> [B, T, 3, H, W] motion channels.
 
-    Channel 0 is the frame's luma standardised over the frame (so a change of light, contrast or
+    Channel 0 is the frame's luma, blurred by a 3x3 binomial filter (sensor noise and compression
+    blocks then differ less from frame to frame: on held-out looks the onset probe's AUC rose from
+    0.641 to 0.669, 1000 clips x 600 steps, seed 0), standardised over the frame (so a change of light, contrast or
     colour of the whole picture does not change it), channel 1 its change since the previous frame,
     channel 2 the change of that change (a contact shows as a sudden change of velocity). Each
     difference has its mean over the frame removed, so flicker of the whole frame cancels. The first
@@ -116,6 +118,7 @@ def motion_frames(frames: torch.Tensor) -> torch.Tensor:
     segment's first frames see the frames before it.
     """
     y = 0.299 * frames[:, :, 0] + 0.587 * frames[:, :, 1] + 0.114 * frames[:, :, 2]      # B T H W
+    y = _binomial_blur(y)
     mu = y.mean(dim=(-2, -1), keepdim=True)
     sd = y.std(dim=(-2, -1), keepdim=True)
     y = (y - mu) / (sd + 0.02)                                                           # B T H W
@@ -123,6 +126,15 @@ def motion_frames(frames: torch.Tensor) -> torch.Tensor:
     d1 = d1 - d1.mean(dim=(-2, -1), keepdim=True)                                        # B T H W
     d2 = torch.diff(d1, dim=1, prepend=d1[:, :1])
     return torch.stack([0.5 * y, d1, 0.5 * d2], dim=2)                                   # B T 3 H W
+
+
+def _binomial_blur(y: torch.Tensor) -> torch.Tensor:
+    """[..., H, W] -> the same blurred by [1, 2, 1]/4 along each axis (edges replicated)."""
+    h, w = y.shape[-2:]
+    x = F.pad(y.reshape(-1, 1, h, w), (1, 1, 1, 1), mode="replicate")
+    x = 0.25 * x[..., :-2] + 0.5 * x[..., 1:-1] + 0.25 * x[..., 2:]                   # along W
+    x = 0.25 * x[..., :-2, :] + 0.5 * x[..., 1:-1, :] + 0.25 * x[..., 2:, :]          # along H
+    return x.reshape(y.shape)
 
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

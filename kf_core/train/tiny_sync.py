@@ -45,13 +45,16 @@ class SyncItem:
     weight: torch.Tensor     # S T how much that span's pan counts (loudness, 0..1)
 
 
-def sync_item(index: int, *, seed: int, size: int, resize: str = "squash", looks: str = "train") -> SyncItem:
-    """Training clip `index` of the sync encoder's own seed range -> SyncItem (frames, onsets, pans)."""
+def sync_item(index: int, *, seed: int, size: int, resize: str = "squash", looks: str = "train",
+              split: str | None = None) -> SyncItem:
+    """Clip `index` of the sync encoder's own seed range -> SyncItem (frames, onsets, pans); `split`
+    ("train" / "heldout" seeds) follows `looks` unless given (held-out seeds in the training looks)."""
     from ..config import SeqConfig
     from ..data.dataset import split_seed
     from ..data.synthetic import make_clip
     from ..io import frames_from_images, streams_for
-    c = make_clip(split_seed(700_000_000 + index, seed, "train" if looks == "train" else "heldout"),
+    split = split or ("train" if looks == "train" else "heldout")
+    c = make_clip(split_seed(700_000_000 + index, seed, split),
                   duration=SYNC_CLIP_S, looks=looks)
     spec = streams_for(SeqConfig(SYNC_CLIP_S), sync_size=size, sync_mode=resize)["sync"]
     frames = frames_from_images(torch.from_numpy(c.frames), c.fps, spec.fps, size=spec.size, mode=spec.mode,

@@ -66,10 +66,10 @@ def semantic_task(args: tuple):
 
 
 def sync_task(args: tuple):
-    """(index, seed, size, resize, looks) -> tiny_sync.SyncItem."""
+    """(index, seed, size, resize, looks[, split]) -> tiny_sync.SyncItem."""
     from .tiny_sync import sync_item
-    index, seed, size, resize, looks = args
-    return sync_item(index, seed=seed, size=size, resize=resize, looks=looks)
+    index, seed, size, resize, looks, *split = args
+    return sync_item(index, seed=seed, size=size, resize=resize, looks=looks, split=split[0] if split else None)
 
 
 def init_stereo_worker(folder: str, seed: int, threads: int) -> None:
