@@ -196,7 +196,7 @@ def write_model_card(folder: Path) -> Path:
         f"{recipe.get('semantic_steps')} steps (InfoNCE + a class head on each tower), then frozen. Held-out-look "
         f"class accuracy of their heads: text {_fmt(sem.get('text_class_acc'), 2)}, image "
         f"{_fmt(sem.get('image_class_acc'), 2)}.",
-        f"- Sync encoder: tiny Synchformer reading squashed 64-px frames as motion (luma and its first and second "
+        f"- Sync encoder: tiny Synchformer reading squashed 64-px frames as motion (blurred luma and its first and second "
         f"temporal differences, `encoders.synchformer.motion_frames`), 8 tokens per 16-frame segment, trained "
         f"by its own objective — per-token onset presence and the pan of that moment's sound, with random "
         f"flips and colour jitter — {recipe.get('sync_steps')} steps of {recipe.get('sync_batch')} segments from "
