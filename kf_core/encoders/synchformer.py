@@ -110,8 +110,8 @@ def motion_frames(frames: torch.Tensor) -> torch.Tensor:
 
     Channel 0 is the frame's luma, blurred by a 3x3 binomial filter (sensor noise and compression
     blocks then differ less from frame to frame: on held-out looks the onset probe's AUC rose from
-    0.641 to 0.669, 1000 clips x 600 steps, seed 0), standardised over the frame (so a change of light, contrast or
-    colour of the whole picture does not change it), channel 1 its change since the previous frame,
+    0.641 to 0.669, `eval sync-probe` with 1000 clips x 600 steps, seed 0), standardised over the
+    frame (so a change of light, contrast or colour of the whole picture does not change it), channel 1 its change since the previous frame,
     channel 2 the change of that change (a contact shows as a sudden change of velocity). Each
     difference has its mean over the frame removed, so flicker of the whole frame cancels. The first
     frame's differences are zero. Differences run over the whole stream, before segmenting, so a
