@@ -56,12 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
     from .errors import UserError
     from .pipeline import Watermark, load_pipeline
-    from .precision import pick_dtype
     from .validate import check_generation
 
     if args.out is None and args.audio_out is None:
@@ -79,10 +77,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--watermark-key needs a non-empty key and the watermark on (drop --no-watermark)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     pipe = load_pipeline(args.model, device=args.device)
-    comps = pipe.components
-    dtype = pick_dtype(args.precision, next(comps.dit.model.parameters()).device, comps.dit_params())
-    if dtype != torch.float32:
-        comps.cast(dtype)
+    dtype = pipe.components.apply_precision(args.precision)
     log.info("precision %s: networks in %s", args.precision, str(dtype).removeprefix("torch."))
     steps = args.steps if args.steps is not None else pipe.components.dit.sampling_defaults.steps
     with tqdm(total=steps, desc="sampling", unit="step") as bar:

@@ -212,6 +212,16 @@ class Components:
     def dit_params(self) -> int:
         return sum(p.numel() for p in self.dit.model.parameters())
 
+    def apply_precision(self, precision: str) -> torch.dtype:
+        """"auto" | "fp32" | "bf16" | "fp16" -> the dtype `kf_core.precision.pick_dtype` gives for this DiT on
+        its device, with the networks cast to it (`cast`; loaders build in float32, so float32 leaves them
+        untouched, buffers of other dtypes included)."""
+        from .precision import pick_dtype
+        dtype = pick_dtype(precision, next(self.dit.model.parameters()).device, self.dit_params())
+        if dtype != torch.float32:
+            self.cast(dtype)
+        return dtype
+
 
 # ---------------------------------------------------------------- model folders
 def _missing_bundle_error(folder: Path) -> FileNotFoundError:
