@@ -26,6 +26,7 @@ from .codec.limiter import set_level
 from .components import Components, DiT, TextEncoder, VisualEncoders, load_components
 from .config import CODEC_PRESETS, SeqConfig
 from .errors import UserError
+from .heap import release_free_memory
 from .long_video import Window, long_noise, plan_windows, window_condition
 from .sampling.longform import sample_long
 from .validate import check_fps, check_generation
@@ -199,6 +200,8 @@ def encode_video(encoders: VisualEncoders, clip: VideoClip, *, duration: float |
         v, s = encoders.encode(frames["visual"], frames["sync"])            # 1 n Dv, 1 m Ds
         visual.append(v)
         sync.append(s)
+        del frames
+        release_free_memory()
     return VideoCondition(visual=torch.cat(visual, 1), sync=torch.cat(sync, 1), duration=duration,
                           source=(encoders, clip))
 

@@ -28,6 +28,7 @@ from torch import nn
 
 from ..config import CODEC_PRESETS, CodecConfig
 from ..errors import MissingFileError
+from ..heap import release_free_memory
 from ..loading.state import CheckpointError, file_in_folder, read_json
 from .chunking import ChunkPlan, Tape, chunked, plan_for
 from .griffinlim import GriffinLim
@@ -223,7 +224,9 @@ class AudioCodec(nn.Module):
         else:
             read, release = (lambda a, b: mono.read(a, b)[:, None]), mono.release
         blocks = (w.clamp(-1.0, 1.0) for w in self._wave_blocks(read, frames, release))
-        yield from (blocks if num_samples is None else fit_blocks(blocks, num_samples))
+        for block in (blocks if num_samples is None else fit_blocks(blocks, num_samples)):
+            yield block
+            release_free_memory()      # the chunks' scratch, so the heap does not creep with the clip
 
     def decode_latents(self, z: torch.Tensor, *, visual: torch.Tensor | None = None, stereo: bool = True,
                        num_samples: int | None = None) -> torch.Tensor:

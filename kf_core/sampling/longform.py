@@ -30,6 +30,8 @@ from collections.abc import Callable
 
 import torch
 
+from ..heap import release_free_memory
+
 __all__ = ["FADES", "window_plan", "fade_in_weights", "window_weights", "sample_long"]
 
 FADES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -141,4 +143,6 @@ def sample_long(sample_window: Callable[[int, int], torch.Tensor], total: int, w
         w = window_weights(plan, k, fade).to(acc.device)                                           # length
         acc[:, start:start + length] += w[None, :, None] * z.to(device=acc.device, dtype=torch.float32)
         wsum[start:start + length] += w
+        del z
+        release_free_memory()          # a window's scratch, so the heap does not creep with the clip
     return (acc / wsum[None, :, None]).to(out_dtype)
