@@ -35,15 +35,19 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 
 from ..config import SeqConfig
 from .errors import MediaError, check_dimensions
-from .resize import MODES, resize_frames, rotate
+from .resize import MODES, _resize, resize_frames, rotate
 from .video import decode_frames, open_video, probe
 
 __all__ = ["StreamSpec", "streams_for", "sample_streams", "sample_frames", "frames_from_images",
@@ -129,47 +133,60 @@ def _check_long_enough(name: str, spec: StreamSpec, duration: float, path) -> No
 
 
 class _Collector:
-    """Fills one stream's output [T,3,S,S] as frames arrive in time order (sample-and-hold)."""
+    """One stream's output [T,3,S,S], its targets given to source frames in time order
+    (sample-and-hold): `assign_until` books target slots for a frame, `place` fills them."""
 
     def __init__(self, spec: StreamSpec, count: int, start: float) -> None:
         self.spec, self.count = spec, count
         self.targets = target_times(spec, count, start)
         self.out = torch.empty(count, 3, spec.size, spec.size, dtype=torch.uint8)
-        self.filled = 0
-        self._cache_key: int | None = None
-        self._cache: torch.Tensor | None = None
+        self.filled = 0                                  # targets booked so far
+        self._booked: dict[int, tuple[int, int]] = {}    # frame key -> its target slots [a, b)
 
     def next_target(self) -> float | None:
         return float(self.targets[self.filled]) if self.filled < self.count else None
 
-    def fill_until(self, limit: float, key: int, rgb: Callable[[], torch.Tensor], *,
-                   inclusive: bool = False) -> None:
-        """Give frame `key` (RGB from `rgb()`) to every pending target < limit (<= when inclusive)."""
+    def assign_until(self, limit: float, key: int, *, inclusive: bool = False) -> None:
+        """Book frame `key` for every pending target < limit (<= when inclusive)."""
+        first = self.filled
         while self.filled < self.count:
             t = self.targets[self.filled]
             if not (t < limit or (inclusive and t <= limit)):
                 break
-            if self._cache_key != key:  # resize each source frame once per stream
-                self._cache = resize_frames(rgb(), self.spec.size, self.spec.mode)[0]
-                self._cache_key = key
-            self.out[self.filled] = self._cache
             self.filled += 1
+        if self.filled > first:
+            a, _ = self._booked.get(key, (first, first))
+            self._booked[key] = (a, self.filled)
+
+    def booked(self, key: int) -> tuple[int, int] | None:
+        return self._booked.pop(key, None)
+
+    def place(self, slots: tuple[int, int], rgb: torch.Tensor) -> None:
+        """Fill target slots [a, b) with the frame `rgb` [1,3,H,W], resized to this stream once.
+        The copies go through numpy: torch would split these small copies over its threads,
+        which on a busy CPU made them 20x slower."""
+        frame = _resize(rgb, self.spec.size, self.spec.mode)[0].numpy()            # 3 S S (a view)
+        a, b = slots
+        self.out.numpy()[a:b] = frame
 
     def result(self) -> torch.Tensor:
         return self.out if self.filled == self.count else self.out[:self.filled].clone()
 
 
-def _frame_to_rgb(frame, rotation: int, short_side: int | None = None) -> torch.Tensor:
+def _frame_to_rgb(frame, rotation: int, short_side: int | None = None,
+                  reformatter: VideoReformatter | None = None) -> torch.Tensor:
     """Decoded frame in, uint8 [1,3,H,W] display-oriented RGB out; when the frame's shorter side
-    exceeds 2·short_side, swscale first shrinks it (area filter) so that side is `short_side`."""
+    exceeds 2·short_side, swscale first shrinks it (area filter) so that side is `short_side`.
+    Pass one `reformatter` for all frames of a stream: PyAV's per-frame one sets swscale up anew
+    for every frame, which halved the decoding pass's speed at 1080p."""
+    reformatter = reformatter or VideoReformatter()
     w, h = frame.width, frame.height
     if short_side is not None and min(w, h) > 2 * short_side:
         scale = short_side / min(w, h)
-        arr = frame.to_ndarray(format="rgb24", width=max(1, round(w * scale)),
-                               height=max(1, round(h * scale)), interpolation="AREA")
-    else:
-        arr = frame.to_ndarray(format="rgb24")  # H W 3
-    x = torch.from_numpy(arr).unsqueeze(0).permute(0, 3, 1, 2)  # 1 3 H W, channels-last memory
+        w, h = max(1, round(w * scale)), max(1, round(h * scale))
+    rgb = reformatter.reformat(frame, w, h, "rgb24", interpolation="AREA" if (w, h) != (frame.width, frame.height)
+                               else None)
+    x = torch.from_numpy(rgb.to_ndarray()).unsqueeze(0).permute(0, 3, 1, 2)  # 1 3 H W, channels-last memory
     return rotate(x, rotation)
 
 
@@ -213,45 +230,83 @@ def _run_collectors(info, collectors: dict[str, _Collector], start: float,
                     check_cancel: Callable[[], None] | None) -> None:
     """Decode from the key frame before `start` (the earliest target) and feed every collector by
     its timing policy: "on_screen" gives the frame held on screen to the targets before the next
-    frame; "mmaudio" gives each frame to the pending targets at or before its own time."""
+    frame; "mmaudio" gives each frame to the pending targets at or before its own time.
+
+    Two stages overlap: this thread decodes and books target slots; `_WORKERS` threads convert
+    each booked frame to RGB (swscale, one set-up per worker for the pass), resize it per stream
+    and fill its slots, a frame behind (a frame's bookings are final once the next frame is
+    decoded; every frame has slots of its own, so the workers never write the same place). At
+    most `_AHEAD` frames wait, so memory stays bounded; FFmpeg and torch release the GIL for the
+    heavy work."""
     held = None  # (time, key, frame): the frame on screen until the next one arrives
-    held_rgb: list = [None, None]  # [key, tensor]: RGB of the held frame, made only if needed
     step = 1.0 / info.fps if info.fps > 0 else 0.04
     # 1080p -> 224: let swscale do the first, cheap area shrink to 2x the largest output size,
     # the bicubic antialiased resize does the rest (5x faster than bicubic from full size)
     shrink = PRESHRINK * max(c.spec.size for c in collectors.values())
     on_screen = [c for c in collectors.values() if c.spec.timing == "on_screen"]
     first_after = [c for c in collectors.values() if c.spec.timing == "mmaudio"]
+    local = threading.local()         # one swscale set-up per worker thread for the whole pass
+    waiting: deque = deque()
+    frames: dict[int, object] = {}    # key -> decoded frame, until its bookings are handed over
 
-    def rgb_of(key, frame):
-        def make():
-            if held_rgb[0] != key:
-                held_rgb[0], held_rgb[1] = key, _frame_to_rgb(frame, info.rotation, shrink)
-            return held_rgb[1]
-        return make
+    def convert(frame, jobs) -> None:
+        if not hasattr(local, "reformatter"):
+            local.reformatter = VideoReformatter()
+        rgb = _frame_to_rgb(frame, info.rotation, shrink, local.reformatter)
+        for c, slots in jobs:
+            c.place(slots, rgb)
+
+    def hand_over(pool, key: int) -> None:
+        """Frame `key`'s bookings are final: queue its conversion, if any stream wants it."""
+        frame = frames.pop(key, None)
+        jobs = [(c, slots) for c in collectors.values() if (slots := c.booked(key)) is not None]
+        if jobs:
+            while len(waiting) >= _AHEAD:
+                waiting.popleft().result()
+            waiting.append(pool.submit(convert, frame, jobs))
 
     def pending():
         return [c for c in collectors.values() if c.next_target() is not None]
 
-    with open_video(info.path) as (container, stream):
-        for key, (t, frame) in enumerate(decode_frames(
-                container, stream, origin=info.start_time, start=start,
-                check_cancel=check_cancel, path=info.path)):
-            for c in first_after:
-                c.fill_until(t, key, rgb_of(key, frame), inclusive=True)
-            if held is None and t > start + TIME_EPSILON:
-                held = (t, key, frame)  # targets before the first frame take the first frame
-            if held is not None:
-                for c in on_screen:
-                    c.fill_until(t - TIME_EPSILON, held[1], rgb_of(held[1], held[2]))
-            held = (t, key, frame)
-            if not pending():
-                return
-        if held is not None:  # the last frame stays on screen for its duration
-            t, key, frame = held
-            dur = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else step
-            for c in collectors.values():
-                c.fill_until(t + dur - TIME_EPSILON, key, rgb_of(key, frame))
+    with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="kf-frames") as pool:
+        try:
+            with open_video(info.path) as (container, stream):
+                for key, (t, frame) in enumerate(decode_frames(
+                        container, stream, origin=info.start_time, start=start,
+                        check_cancel=check_cancel, path=info.path)):
+                    frames[key] = frame
+                    for c in first_after:
+                        c.assign_until(t, key, inclusive=True)
+                    if held is None and t > start + TIME_EPSILON:
+                        held = (t, key, frame)  # targets before the first frame take the first frame
+                    if held is not None:
+                        for c in on_screen:
+                            c.assign_until(t - TIME_EPSILON, held[1])
+                        if held[1] != key:
+                            hand_over(pool, held[1])
+                    held = (t, key, frame)
+                    if not pending():
+                        break
+                else:
+                    if held is not None:  # the last frame stays on screen for its duration
+                        t, key, frame = held
+                        dur = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else step
+                        for c in collectors.values():
+                            c.assign_until(t + dur - TIME_EPSILON, key)
+                for key in sorted(frames):
+                    hand_over(pool, key)
+            while waiting:
+                waiting.popleft().result()
+        except BaseException:
+            for f in waiting:
+                f.cancel()
+            raise
+
+
+# Two RGB workers: at 1080p each frame's swscale + resize (~2.3 ms) outweighs its decoding (~0.6 ms),
+# so one worker held the pass to ~370 source frames/s on 2 cores, two reach ~430 (bench io)
+_WORKERS = 2
+_AHEAD = 4  # frames queued for the RGB workers at most (1080p: ~3 MB each, decoded)
 
 
 def sample_frames(path: str | os.PathLike, fps: float, *, size: int, mode: str = "squash",

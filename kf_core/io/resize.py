@@ -23,12 +23,17 @@ def rotate(frames: torch.Tensor, degrees_ccw: int) -> torch.Tensor:
 
 
 def resize_frames(frames: torch.Tensor, size: int, mode: str) -> torch.Tensor:
-    """uint8 [N,3,H,W] in, uint8 [N,3,size,size] out.
+    """uint8 [N,3,H,W] in, uint8 [N,3,size,size] out (contiguous).
 
     "squash": scale both sides to `size` (aspect not kept; the visual encoder's convention).
     "crop": scale the shorter side to `size` (longer side int(size·long/short)), then take the
     centre size×size square (the sync encoder's convention).
     """
+    return _resize(frames, size, mode).contiguous()  # N 3 size size
+
+
+def _resize(frames: torch.Tensor, size: int, mode: str) -> torch.Tensor:
+    """`resize_frames` without the final copy: a crop comes back as a strided view."""
     if mode not in MODES:
         raise ValueError(f"resize mode must be one of {MODES}, got {mode!r}")
     n, _, h, w = frames.shape
@@ -47,7 +52,7 @@ def resize_frames(frames: torch.Tensor, size: int, mode: str) -> torch.Tensor:
         top = int(round((out_h - size) / 2.0))
         left = int(round((out_w - size) / 2.0))
         x = x[:, :, top:top + size, left:left + size]
-    return x.contiguous()  # N 3 size size
+    return x  # N 3 size size
 
 
 def rational_fps(fps: float | Fraction | int) -> Fraction:
