@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="dtype of the networks (auto: bf16 on a GPU, and on a CPU with native bf16 for models "
                         "of 50 M+ parameters; fp32 otherwise, and for the bundled kf-tiny; fp32 for exact parity)")
+    p.add_argument("--threads", default=None,
+                   help="CPU threads: N, or auto (default, or $KF_THREADS): every core, less those other "
+                        "programs keep busy, so a shared CPU is never slower than one thread (kf_core.threads)")
     p.add_argument("--takes", type=int, default=1,
                    help="generate N takes and keep the one whose sound best follows the video's motion "
                         "(kf_core.takes); every take's score is printed")
@@ -60,8 +63,14 @@ def main(args: argparse.Namespace) -> int:
 
     from .errors import UserError
     from .pipeline import Watermark, load_pipeline
+    from .threads import CpuLoad, apply_threads, parse_threads
     from .validate import check_generation
 
+    load = CpuLoad()  # others' CPU use is read over the checks and the model load: no extra wait
+    try:
+        threads = parse_threads(args.threads)
+    except ValueError as e:
+        raise UserError(f"--threads: {e}") from None
     if args.out is None and args.audio_out is None:
         raise UserError("give --out OUT.mp4 (needs --video) and/or --audio-out OUT.wav")
     if args.takes != 1 and (args.takes < 1 or args.video is None or args.duration is not None):
@@ -79,6 +88,7 @@ def main(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.model, device=args.device)
     dtype = pipe.components.apply_precision(args.precision)
     log.info("precision %s: networks in %s", args.precision, str(dtype).removeprefix("torch."))
+    log.info("threads %s: %d", threads, apply_threads(threads, load))
     steps = args.steps if args.steps is not None else pipe.components.dit.sampling_defaults.steps
     with tqdm(total=steps, desc="sampling", unit="step") as bar:
         def progress(step, total, x, t):

@@ -41,3 +41,24 @@ def test_readme_command_runs_on_the_bundled_model(tmp_path, capsys):
         assert a.channels == 2
         assert abs(float(a.duration * a.time_base) - float(v.duration * v.time_base)) < 0.05
     assert "bounce_foley.mp4" in capsys.readouterr().out
+
+
+def test_threads_knob(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from kf_core import pipeline
+    before = torch.get_num_threads()
+    model = write_random_tiny_folder(tmp_path / "model", vocoder=False)
+    src = make_video(tmp_path / "in.mp4", fps=24, seconds=1.0, width=64, height=48)
+    try:
+        assert main(["generate", "--video", str(src), "--audio-out", str(tmp_path / "a.wav"), "--model",
+                     str(model), "--steps", "1", "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    capsys.readouterr()
+    monkeypatch.setattr(pipeline, "load_pipeline", lambda *a, **k: pytest.fail("a model was loaded"))
+    assert main(["generate", "--video", str(src), "--audio-out", str(tmp_path / "b.wav"), "--threads", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--threads" in err and "'auto' or a whole number" in err
+    assert not (tmp_path / "b.wav").exists()

@@ -12,11 +12,18 @@ process, so a busy machine slows them alike. Every precision after the first is 
 first's waveform (same seed): log-mel L1 distance (the codec's own front end) and SI-SDR, so a
 faster dtype states what it costs. `auto` is what `generate` uses by default (`kf_core.precision`).
 The clip is decoded in one pass (generation decodes clips over 8 s in pieces), so time it at 8 s.
+
+`--threads 1 2 auto` runs every precision at each thread setting (auto: `kf_core.threads`, read
+before each run), and `--hog N` keeps N other processes spinning on the CPU meanwhile: the
+shared-machine case, where more threads can be much slower than one.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,7 +49,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cfg", type=float, default=None, help="guidance strength (default: the network's)")
     p.add_argument("--prompt", default="a ball bounces on a hard floor")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per precision (median reported)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--threads", nargs="+", default=None,
+                   help="CPU threads to run, each with every precision: N or auto (kf_core.threads), "
+                        "e.g. 1 2 auto (default: torch's)")
+    p.add_argument("--hog", type=int, default=0,
+                   help="run beside N busy-looping processes (one core each), to measure a shared CPU")
 
 
 def run_once(pipe, video: Path, *, prompt: str, steps: int | None, cfg: float | None, seed: int = 0
@@ -92,34 +103,58 @@ def _made_clip(seconds: float, size: int) -> Path:
     return make_clip(path, seconds, size, 25)
 
 
+@contextlib.contextmanager
+def _hogs(n: int):
+    """n processes that each keep one core busy until the block ends."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        time.sleep(0.5 if n else 0.0)
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
 def main(args) -> int:
     from ..pipeline import load_pipeline
+    from ..threads import apply_threads, parse_threads
     from .metrics import mel_loss, si_sdr
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    try:
+        threads = [parse_threads(t) for t in args.threads] if args.threads else [None]
+    except ValueError as e:
+        raise SystemExit(f"error: --threads: {e}") from None
     video = args.video or _made_clip(args.seconds, args.size)
     pipes = [load_pipeline(args.model) for _ in args.precision]
     dtypes = [pipe.components.apply_precision(precision) for pipe, precision in zip(pipes, args.precision)]
     c0 = pipes[0].components
+    configs = [(i, t) for t in threads for i in range(len(pipes))]
+    labels = [args.precision[i] + ("" if t is None else f" {t}t" if t != "auto" else " auto-t") for i, t in configs]
     print(f"model {c0.name} (DiT {c0.dit_params() / 1e6:.1f} M parameters), video {video}, "
-          f"{torch.get_num_threads()} threads; precisions " +
+          f"torch default {torch.get_num_threads()} threads, {args.hog} hog process(es); precisions " +
           ", ".join(f"{p} = {str(d).removeprefix('torch.')}" for p, d in zip(args.precision, dtypes)), flush=True)
     kw = dict(prompt=args.prompt, steps=args.steps, cfg=args.cfg)
-    runs: list[list[dict]] = [[] for _ in pipes]
-    waves: list[torch.Tensor] = [None] * len(pipes)
-    for r in range(args.repeats + 1):  # round 0 warms up; rounds alternate the precisions
-        for i, pipe in enumerate(pipes):
-            times, waves[i] = run_once(pipe, video, **kw)
-            if r:
-                runs[i].append(times)
+    runs: list[list[dict]] = [[] for _ in configs]
+    used: list[list[int]] = [[] for _ in configs]
+    waves: list[torch.Tensor] = [None] * len(configs)
+    with _hogs(args.hog):
+        for r in range(args.repeats + 1):  # round 0 warms up; rounds alternate the configurations
+            for k, (i, t) in enumerate(configs):
+                n = torch.get_num_threads() if t is None else apply_threads(t)
+                times, waves[k] = run_once(pipes[i], video, **kw)
+                if r:
+                    runs[k].append(times)
+                    used[k].append(n)
     duration = waves[0].shape[-1] / c0.codec.sample_rate
     medians = [{s: statistics.median(t[s] for t in rs) for s in STAGES} for rs in runs]
-    headers = ["stage"] + [f"{p} s" for p in args.precision]
+    headers = ["stage"] + [f"{label} s" for label in labels]
     rows = [[s] + [f"{m[s]:.3f}" for m in medians] for s in STAGES]
     totals = [sum(m.values()) for m in medians]
     rows.append(["total"] + [f"{t:.2f}" for t in totals])
+    rows.append(["slowest run total"] + [f"{max(sum(t.values()) for t in rs):.2f}" for rs in runs])
     rows.append(["real-time factor"] + [f"{t / duration:.3f}" for t in totals])
-    rows.append([f"speed-up vs {args.precision[0]}"] + [f"{totals[0] / t:.2f}x" for t in totals])
+    rows.append([f"speed-up vs {labels[0]}"] + [f"{totals[0] / t:.2f}x" for t in totals])
+    rows.append(["threads used"] + ["/".join(str(n) for n in sorted(set(u))) for u in used])
     cfg = c0.codec.cfg
     for label, fn in (("log-mel L1 vs first", lambda a, b: float(mel_loss(a, b, cfg).mean())),
                       ("SI-SDR dB vs first", lambda a, b: float(si_sdr(a, b).mean()))):
