@@ -214,8 +214,10 @@ def offload_device() -> torch.device:
     return mm.unet_offload_device() if HAVE_COMFY else torch.device("cpu")
 
 
-def weight_dtype(choice: str, device: torch.device | None = None) -> torch.dtype:
-    """"auto" | "fp32" | "fp16" | "bf16" -> a dtype ("auto": bf16/fp16 on GPUs that do it well, else fp32)."""
+def weight_dtype(choice: str, device: torch.device | None = None, params: int | None = None) -> torch.dtype:
+    """"auto" | "fp32" | "fp16" | "bf16" -> a dtype. "auto": bf16/fp16 on GPUs that do it well; on a CPU,
+    what the command line picks for a network of `params` parameters (`kf_core.precision`: bf16 for
+    50 M+ on a CPU with native bf16, e.g. MMAudio; float32 otherwise, and when `params` is not given)."""
     table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     if choice in table:
         return table[choice]
@@ -223,7 +225,10 @@ def weight_dtype(choice: str, device: torch.device | None = None) -> torch.dtype
         raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {choice!r}")
     device = torch_device() if device is None else device
     if device.type != "cuda":
-        return torch.float32
+        if device.type != "cpu" or params is None:
+            return torch.float32
+        from kf_core.precision import pick_dtype
+        return pick_dtype("auto", device, params)
     if HAVE_COMFY and mm.should_use_bf16(device):
         return torch.bfloat16
     return torch.float16 if (not HAVE_COMFY or mm.should_use_fp16(device)) else torch.float32

@@ -217,3 +217,21 @@ def test_sampler_steps_and_cfg_zero_mean_the_models_defaults(comfy, monkeypatch)
     assert [(kw["steps"], kw["cfg"]) for kw in seen] == [(None, None), (7, 2.5)]  # None: the engine's default
     defaults = model.value.sampling_defaults
     assert (defaults.steps, defaults.cfg) == (20, 4.5) and bars == [20, 7]       # kf-tiny: the paper's
+
+
+def test_model_loader_auto_on_a_cpu_follows_the_networks_size(comfy, tiny_folder, monkeypatch):
+    import kf_core.precision as precision
+    folder = comfy["models"] / "kling_foley"
+    folder.mkdir()
+    shutil.copy(tiny_folder / "dit.safetensors", folder / "dit.safetensors")
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: True)
+    dit, _ = loaders.KlingFoleyModelLoader.execute("dit.safetensors", "auto").args
+    assert next(dit.value.model.parameters()).dtype == torch.float32          # small: as the CLI, float32
+    monkeypatch.setattr(precision, "BIG_MODEL_PARAMS", 1000)                  # as if it were MMAudio-sized
+    dit, _ = loaders.KlingFoleyModelLoader.execute("dit.safetensors", "auto").args
+    assert next(dit.value.model.parameters()).dtype == torch.bfloat16
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: False)       # a CPU without native bf16
+    dit, _ = loaders.KlingFoleyModelLoader.execute("dit.safetensors", "auto").args
+    assert next(dit.value.model.parameters()).dtype == torch.float32
+    dit, _ = loaders.KlingFoleyModelLoader.execute("dit.safetensors", "fp32").args
+    assert next(dit.value.model.parameters()).dtype == torch.float32
