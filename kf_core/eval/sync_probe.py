@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--frontend", choices=("motion", "rgb"), default="motion",
                    help="what the encoder sees (default motion: kf-tiny v2's input)")
+    p.add_argument("--width", type=int, default=None, help="encoder width (default: the kf-tiny preset's)")
+    p.add_argument("--depth", type=int, default=None, help="encoder blocks (default: the preset's)")
+    p.add_argument("--tubelet", type=int, default=None, help="frames per time token (default: the preset's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="processes that generate clips")
     p.add_argument("--threads", type=int, default=2, help="torch threads of the training")
@@ -50,7 +53,8 @@ def main(args) -> int:
         print("eval sync-probe: --clips, --heldout, --steps and --batch must be at least 1")
         return 2
     torch.set_num_threads(args.threads)
-    cfg = dataclasses.replace(SYNCHFORMER_PRESETS[SYNC_PRESET], frontend=args.frontend)
+    shape = {k: v for k in ("width", "depth", "tubelet") if (v := getattr(args, k)) is not None}
+    cfg = dataclasses.replace(SYNCHFORMER_PRESETS[SYNC_PRESET], frontend=args.frontend, **shape)
     model = seeded_init_(Synchformer(cfg), args.seed)
 
     def clips(n: int, looks: str, split: str) -> list:
@@ -72,7 +76,8 @@ def main(args) -> int:
     print(format_table(["clips", "onset AUC", "pan corr", "tokens", "positives"],
                        [[k, f"{v['auc']:.3f}", f"{v['pan_corr']:.3f}", v["tokens"], v["positives"]]
                         for k, v in scores.items()]))
-    print(json.dumps({"frontend": args.frontend, "clips": args.clips, "steps": args.steps, "batch": args.batch,
+    print(json.dumps({"frontend": args.frontend, "width": cfg.width, "depth": cfg.depth, "tubelet": cfg.tubelet,
+                      "clips": args.clips, "steps": args.steps, "batch": args.batch,
                       "seed": args.seed, "train_s": round(trained - made), "final_loss": round(rows[-1]["loss"], 4),
                       **{k: {"auc": round(v["auc"], 3), "pan_corr": round(v["pan_corr"], 3)}
                          for k, v in scores.items()}}))
