@@ -3,9 +3,9 @@
 PyTorch's CPU kernels split each operation over `torch.get_num_threads()` threads and wait at the
 end for the slowest. On a quiet machine one thread per core is fastest; but when another process
 keeps a core busy, the operating system deschedules one of our threads for whole time slices and
-every operation waits for it: a kf-tiny 8 s clip took 3.0 s with 1 thread and anywhere up to 38 s
-with 2 beside another job on a 2-core machine. So `auto` counts the cores the others keep busy
-and leaves them alone:
+every operation waits for it: beside one spinning process on a 2-core machine a kf-tiny 8 s clip
+took 1.9 s with 1 thread and 8.7 s with 2 (`bench e2e --threads 1 2 --hog 1`; beside another
+PyTorch job, up to 38 s). So `auto` counts the cores the others keep busy and leaves them alone:
 
     threads = cores we may run on - cores busy with other processes (rounded up past 0.3),
               at least 1 and at most torch's default (physical cores, or OMP_NUM_THREADS)
@@ -15,8 +15,8 @@ cores this process may run on) minus this process's own CPU time over the same w
 measurement taken while we load models is not fooled by our own work. Where `/proc/stat` is not
 there (macOS, Windows), `auto` keeps torch's default.
 
-The knob: `--threads N|auto` on `generate` and `bench e2e`, or `KF_THREADS=N|auto` in the
-environment (the command line wins); the default is `auto`. The ComfyUI nodes leave torch's thread
+The knob: `generate --threads N|auto`, or `KF_THREADS=N|auto` in the environment (the command
+line wins); the default is `auto`. `bench e2e --threads 1 2 auto` compares settings. The ComfyUI nodes leave torch's thread
 count to ComfyUI (`torch.set_num_threads` is process-wide, and other nodes share the process).
 """
 from __future__ import annotations
