@@ -48,6 +48,8 @@ def test_a_spinning_neighbour_counts_and_our_own_work_does_not():
     load = T.CpuLoad()
     time.sleep(0.4)
     ambient = load.others()                         # whatever else this machine runs now
+    if ambient > T.usable_cpus() - 1.2:
+        pytest.skip(f"other programs keep {ambient:.1f} cores busy: no room to see one more")
     load.reset()
     t = time.monotonic()
     while time.monotonic() - t < 0.4:               # our own busy work is subtracted
