@@ -16,8 +16,9 @@ measurement taken while we load models is not fooled by our own work. Where `/pr
 there (macOS, Windows), `auto` keeps torch's default.
 
 The knob: `generate --threads N|auto`, or `KF_THREADS=N|auto` in the environment (the command
-line wins); the default is `auto`. `bench e2e --threads 1 2 auto` compares settings. The ComfyUI nodes leave torch's thread
-count to ComfyUI (`torch.set_num_threads` is process-wide, and other nodes share the process).
+line wins); the default is `auto`. `bench e2e --threads 1 2 auto` compares settings. The ComfyUI
+nodes leave torch's thread count to ComfyUI (`torch.set_num_threads` is process-wide, and other
+nodes share the process).
 """
 from __future__ import annotations
 
@@ -35,12 +36,18 @@ MIN_WINDOW_S = 0.1    # a load reading spans at least this long
 DEFAULT = torch.get_num_threads()   # torch's own choice (physical cores, or OMP_NUM_THREADS): the most auto uses
 
 
-def usable_cpus() -> int:
-    """Cores this process may run on (its affinity mask where the OS has one)."""
+def _affinity() -> set[int] | None:
+    """The cores this process may run on, where the OS says (Linux), else None."""
     try:
-        return len(os.sched_getaffinity(0))
+        return set(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        return None
+
+
+def usable_cpus() -> int:
+    """How many cores this process may run on (its affinity mask where the OS has one)."""
+    cpus = _affinity()
+    return len(cpus) if cpus is not None else os.cpu_count() or 1
 
 
 def _busy_ticks(cpus: set[int] | None) -> int | None:
@@ -67,10 +74,7 @@ class CpuLoad:
     `reset()`) and closes at `others()`."""
 
     def __init__(self) -> None:
-        try:
-            self._cpus: set[int] | None = set(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            self._cpus = None
+        self._cpus = _affinity()
         self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self.reset()
 

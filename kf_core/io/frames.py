@@ -173,13 +173,11 @@ class _Collector:
         return self.out if self.filled == self.count else self.out[:self.filled].clone()
 
 
-def _frame_to_rgb(frame, rotation: int, short_side: int | None = None,
-                  reformatter: VideoReformatter | None = None) -> torch.Tensor:
+def _frame_to_rgb(frame, rotation: int, short_side: int | None, reformatter: VideoReformatter) -> torch.Tensor:
     """Decoded frame in, uint8 [1,3,H,W] display-oriented RGB out; when the frame's shorter side
     exceeds 2·short_side, swscale first shrinks it (area filter) so that side is `short_side`.
-    Pass one `reformatter` for all frames of a stream: PyAV's per-frame one sets swscale up anew
-    for every frame, which halved the decoding pass's speed at 1080p."""
-    reformatter = reformatter or VideoReformatter()
+    One `reformatter` serves many frames: PyAV's per-frame one sets swscale up anew for every
+    frame, which halved the decoding pass's speed at 1080p."""
     w, h = frame.width, frame.height
     if short_side is not None and min(w, h) > 2 * short_side:
         scale = short_side / min(w, h)
