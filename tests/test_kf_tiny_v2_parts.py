@@ -158,11 +158,13 @@ def test_sync_probe_command_reports_every_set(capsys):
 
     from kf_core.__main__ import main
     assert main(["eval", "sync-probe", "--clips", "3", "--heldout", "2", "--steps", "2", "--batch", "4",
-                 "--workers", "1", "--threads", "1", "--depth", "1", "--width", "64"]) == 0
+                 "--workers", "1", "--threads", "1", "--depth", "1", "--width", "64", "--image-size", "32",
+                 "--patch", "8"]) == 0
     out = capsys.readouterr().out
     for row in ("train", "heldout-seed", "heldout-look"):
         assert f"\n{row} " in out
     result = json.loads(out.strip().splitlines()[-1])
     assert result["steps"] == 2 and result["frontend"] == "motion" and set(result["heldout-look"]) == {"auc", "pan_corr"}
     assert (result["depth"], result["width"], result["tubelet"]) == (1, 64, 2)  # the preset's tubelet
+    assert (result["image_size"], result["patch_size"]) == (32, 8)
     assert main(["eval", "sync-probe", "--steps", "0"]) == 2

@@ -33,6 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=None, help="encoder width (default: the kf-tiny preset's)")
     p.add_argument("--depth", type=int, default=None, help="encoder blocks (default: the preset's)")
     p.add_argument("--tubelet", type=int, default=None, help="frames per time token (default: the preset's)")
+    p.add_argument("--image-size", type=int, default=None, dest="image_size",
+                   help="side of the square input in px (default: the preset's 64)")
+    p.add_argument("--patch", type=int, default=None, dest="patch_size",
+                   help="patch side in px (default: the preset's 8; image-size/patch patches a side)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="processes that generate clips")
     p.add_argument("--threads", type=int, default=2, help="torch threads of the training")
@@ -53,7 +57,7 @@ def main(args) -> int:
         print("eval sync-probe: --clips, --heldout, --steps and --batch must be at least 1")
         return 2
     torch.set_num_threads(args.threads)
-    shape = {k: v for k in ("width", "depth", "tubelet") if (v := getattr(args, k)) is not None}
+    shape = {k: v for k in ("width", "depth", "tubelet", "image_size", "patch_size") if (v := getattr(args, k)) is not None}
     cfg = dataclasses.replace(SYNCHFORMER_PRESETS[SYNC_PRESET], frontend=args.frontend, **shape)
     model = seeded_init_(Synchformer(cfg), args.seed)
 
@@ -77,6 +81,7 @@ def main(args) -> int:
                        [[k, f"{v['auc']:.3f}", f"{v['pan_corr']:.3f}", v["tokens"], v["positives"]]
                         for k, v in scores.items()]))
     print(json.dumps({"frontend": args.frontend, "width": cfg.width, "depth": cfg.depth, "tubelet": cfg.tubelet,
+                      "image_size": cfg.image_size, "patch_size": cfg.patch_size,
                       "clips": args.clips, "steps": args.steps, "batch": args.batch,
                       "seed": args.seed, "train_s": round(trained - made), "final_loss": round(rows[-1]["loss"], 4),
                       **{k: {"auc": round(v["auc"], 3), "pan_corr": round(v["pan_corr"], 3)}
