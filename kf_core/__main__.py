@@ -34,6 +34,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "takes": "kf_core.eval.takes_eval",
         "tiny": "kf_core.eval.tiny_eval",
         "sync-probe": "kf_core.eval.sync_probe",
+        "vae-probe": "kf_core.eval.vae_probe",
     },
     "bench": {
         "dit": "kf_core.eval.bench_dit",

@@ -1,6 +1,7 @@
 """The train-tiny recipe's own pieces: bucketed batch order, mono mel convention, clip lengths, extractor, card."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from kf_core.codec.mel import MelSpectrogram
+from kf_core.codec.mel_vae import MEL_VAE_PRESETS
 from kf_core.config import CODEC_PRESETS, SeqConfig
 from kf_core.model import PRESETS
 from kf_core.train.extract import MonoLogMel, make_extractor, synthetic_clip
@@ -41,7 +43,7 @@ def test_clip_lengths_stay_in_the_trained_range():
 
 
 def test_synthetic_clip_features_have_the_pipeline_lengths():
-    from kf_core.codec.mel_vae import MEL_VAE_PRESETS, MelVAE
+    from kf_core.codec.mel_vae import MelVAE
     from kf_core.encoders import ClipVisionEncoder, Synchformer, SynchformerConfig, T5TextEncoder
     from kf_core.encoders.seeded import seeded_init_
     sync = seeded_init_(Synchformer(SynchformerConfig(width=128, depth=2, heads=2, image_size=32)), 0).eval()
@@ -69,6 +71,11 @@ def test_recipes_validate_and_the_dit_is_the_tiny_preset_with_pointwise_mlps():
     cfg = PRESETS["kf-tiny"]  # train_dit builds exactly this
     assert (cfg.hidden_dim, cfg.num_joint, cfg.num_single, cfg.latent_dim) == (128, 2, 2, 16)
     assert cfg.audio_kernel == 1 and cfg.visual_kernel == 1
+    # every recipe's Mel-VAE speaks the DiT's latent
+    for recipe in RECIPES.values():
+        assert MEL_VAE_PRESETS[recipe.vae_preset].latent_channels == cfg.latent_dim
+    with pytest.raises(ValueError, match="vae_preset 'huge' is not one of"):
+        dataclasses.replace(RECIPES["smoke"], vae_preset="huge")
 
 
 def test_model_card_needs_a_finished_run_and_reports_it(tmp_path):
@@ -120,7 +127,7 @@ def test_vocoder_stage_runs_alone_on_a_finished_run_and_ships_its_file(tmp_path)
     loader reads it, and the summary holds its held-out numbers against Griffin-Lim."""
     from kf_core.codec.bundle import codec_from_roles
     from kf_core.codec.griffinlim import GriffinLim
-    from kf_core.codec.mel_vae import MEL_VAE_PRESETS, MelVAE
+    from kf_core.codec.mel_vae import MelVAE
     from kf_core.codec.vocos import Vocos
     from kf_core.loading.state import save_state_dict
     from kf_core.train.tiny import train_tiny
@@ -155,4 +162,7 @@ def test_vocoder_stage_runs_alone_on_a_finished_run_and_ships_its_file(tmp_path)
     assert held["clips"] == RECIPES["smoke"].vocoder_eval_clips
     for name in ("vocoder", "griffin_lim", "vae_vocoder", "vae_griffin_lim"):
         assert held[name]["mel_loss"] > 0 and held[name]["mcd"] > 0 and held[name]["rtf"] > 0
-    assert "Held-out (2 clips of 1.5 s)" in (out / "MODEL_CARD.md").read_text()
+    assert held["vae_mel_l1_db"] > 0
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Held-out (2 clips of 1.5 s)" in card
+    assert "Mel-VAE (`tiny-v2`, width 64, C 16 at 43 Hz)" in card and f"{held['vae_mel_l1_db']:.2f} dB on the held-out" in card

@@ -168,3 +168,22 @@ def test_sync_probe_command_reports_every_set(capsys):
     assert (result["depth"], result["width"], result["tubelet"]) == (1, 64, 2)  # the preset's tubelet
     assert (result["image_size"], result["patch_size"]) == (32, 8)
     assert main(["eval", "sync-probe", "--steps", "0"]) == 2
+
+
+def test_vae_probe_trains_the_chosen_shape_and_scores_held_out_audio(capsys):
+    import json
+
+    from kf_core.__main__ import main
+    assert main(["eval", "vae-probe", "--clips", "4", "--steps", "3", "--batch", "2", "--heldout", "1",
+                 "--heldout-s", "1.0", "--no-pesq", "--workers", "1", "--threads", "1",
+                 "--latent", "8", "--width", "16", "--mult", "1"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (result["latent"], result["width"], result["mult"]) == (8, 16, [1])
+    held = result["heldout"]
+    assert held["clips"] == 1 and held["vae_mel_l1_db"] > 0
+    # Griffin-Lim on the true mel is the reference the VAE's path is held against
+    assert set(held) >= {"griffin_lim", "vae_griffin_lim"} and held["griffin_lim"]["pesq"] is None
+    assert held["vae_griffin_lim"]["mel_loss"] > held["griffin_lim"]["mel_loss"]  # 3 steps: far from the truth
+    assert main(["eval", "vae-probe", "--steps", "0"]) == 2
+    assert main(["eval", "vae-probe", "--width", "0"]) == 2  # MelVAEConfig's own message, before any work
+

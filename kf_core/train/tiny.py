@@ -73,6 +73,7 @@ class TinyRecipe:
     vocoder_batch: int = 8
     vocoder_eval_clips: int = 18  # held-out clips of vocoder_eval_s scoring the vocoder against Griffin-Lim
     vocoder_eval_s: float = 5.0
+    vae_preset: str = "tiny-v2"  # MEL_VAE_PRESETS key
     dit_lr: float = 1e-3
     p_drop_video: float = 0.3
     p_drop_text: float = 0.15
@@ -82,19 +83,26 @@ class TinyRecipe:
         counts = {k: v for k, v in dataclasses.asdict(self).items() if isinstance(v, int) and v <= 0}
         if counts:
             raise ValueError(f"TinyRecipe {self.name!r}: these must be positive: {counts}")
+        from ..codec.mel_vae import MEL_VAE_PRESETS
+        if self.vae_preset not in MEL_VAE_PRESETS:
+            raise ValueError(f"TinyRecipe {self.name!r}: vae_preset {self.vae_preset!r} is not one of "
+                             f"{sorted(MEL_VAE_PRESETS)}")
         if self.dit_clips < self.dit_batch or self.codec_clips < self.vae_batch:
             raise ValueError(f"TinyRecipe {self.name!r}: need at least one batch of clips "
                              f"(dit_clips {self.dit_clips} < dit_batch {self.dit_batch}?)")
 
 
 RECIPES: dict[str, TinyRecipe] = {
-    "full": TinyRecipe("full", codec_clips=320, codec_clip_s=2.0, vae_steps=3000, vae_batch=16,
+    # codec: the wider `tiny-v2` Mel-VAE on 4x the clips for 8000 steps, not v1's 320 / 3000 (eval vae-probe,
+    # held-out mel L1 4.59 -> 2.68 dB, Mel-VAE -> Griffin-Lim MCD 34.8 -> 16.0; docs/experiments/vae-probe)
+    "full": TinyRecipe("full", codec_clips=1280, codec_clip_s=2.0, vae_steps=8000, vae_batch=16,
                        # sync: 3000 clips, not 1500 (eval sync-probe, 600 steps of 32: held-out-look AUC 0.669
                        # from 1000 clips, 0.681 from 3000; 0.732 after 1500 steps; docs/experiments/sync-probe)
                        m2s_steps=600, m2s_batch=16, sync_clips=3000, sync_steps=1500, sync_batch=48,
                        dit_clips=1500, dit_steps=4000, dit_batch=12, vocoder_steps=3000, vocoder_batch=16),
-    # the full recipe cut down: 95 min measured on 2 shared cores (docs/experiments/kf-tiny-v2-short)
-    "short": TinyRecipe("short", codec_clips=320, codec_clip_s=2.0, vae_steps=2000, vae_batch=16,
+    # the full recipe cut down: 95 min measured on 2 shared cores (docs/experiments/kf-tiny-v2-short) with
+    # v1's codec stage (320 clips, 2000 Mel-VAE steps at width 32)
+    "short": TinyRecipe("short", codec_clips=1280, codec_clip_s=2.0, vae_steps=4000, vae_batch=16,
                         m2s_steps=400, m2s_batch=16, sync_clips=1000, sync_steps=1000, sync_batch=32,
                         dit_clips=1200, dit_steps=3000, dit_batch=12, semantic_clips=800, semantic_steps=500,
                         semantic_batch=48, stereo_clips=240, vocoder_steps=1500),
@@ -256,6 +264,7 @@ def _features(out: Path, work: Path, recipe: TinyRecipe, seed: int, workers: int
 def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, workers: int = 2,
                threads: int = 2, device: str = "cpu", command: str | None = None) -> dict:
     """Run every stage (skipping finished ones) -> the training summary written to OUT/training.json."""
+    from ..codec.mel_vae import MEL_VAE_PRESETS
     from ..config import CODEC_PRESETS
     from ..loading.state import read_state_dict, save_state_dict
     from . import tiny_card
@@ -300,7 +309,7 @@ def train_tiny(out: Path, work: Path, recipe: TinyRecipe, *, seed: int = 0, work
 
     def vae_stage():
         vae, _ = train_vae(codec_data(), codec_cfg, steps=recipe.vae_steps, batch_size=recipe.vae_batch,
-                           seed=seed, out=work / "vae")
+                           seed=seed, out=work / "vae", vae_cfg=MEL_VAE_PRESETS[recipe.vae_preset])
         save_state_dict({k: v.detach() for k, v in vae.state_dict().items()}, out / "vae.safetensors")
         mean, std = latent_statistics(vae, codec_data(), codec_cfg)
         save_state_dict({"mean": mean, "std": std}, work / "latent_stats.safetensors")

@@ -73,6 +73,13 @@ def _synthetic_table(evals: list[tuple[str, dict]]) -> list[str]:
     return lines
 
 
+def _vae_shape(preset: str) -> str:
+    """MEL_VAE_PRESETS key -> "`tiny-v2`, width 64": the card's words for the recipe's Mel-VAE shape."""
+    from ..codec.mel_vae import MEL_VAE_PRESETS
+    cfg = MEL_VAE_PRESETS.get(preset)
+    return f"`{preset}`, width {cfg.width}" if cfg else f"`{preset}`"
+
+
 def _dit_params(folder: Path) -> str:
     """'3.3 M parameters' of the network in OUT/dit.safetensors (or 'parameters not counted' without it)."""
     path = folder / "dit.safetensors"
@@ -204,8 +211,12 @@ def write_model_card(folder: Path) -> Path:
         f"{_fmt(sync.get('auc'), 3)}, pan correlation {_fmt(sync.get('pan_corr'), 2)}"
         + (f"; the same recipe on RGB input: AUC {_fmt(run['sync_rgb_auc'], 3)}" if "sync_rgb_auc" in run else "")
         + ".",
-        f"- Mel-VAE (C 16 at 43 Hz): Alg. 2, {recipe['vae_steps']} steps, batch {recipe['vae_batch']}. "
-        f"Training-set mel L1: {run.get('vae_l1_db_train', float('nan')):.2f} dB.",
+        f"- Mel-VAE ({_vae_shape(recipe.get('vae_preset', 'tiny'))}, C 16 at 43 Hz): Alg. 2, "
+        f"{recipe['vae_steps']} steps, batch {recipe['vae_batch']}, {recipe['codec_clips']} clips of "
+        f"{recipe['codec_clip_s']:g} s. "
+        f"Mel L1: {run.get('vae_l1_db_train', float('nan')):.2f} dB on its training clips"
+        + (f", {_fmt(run['vocoder_heldout']['vae_mel_l1_db'], 2)} dB on the held-out ones"
+           if "vae_mel_l1_db" in (run.get("vocoder_heldout") or {}) else "") + ".",
         "- Vocoder: " + (_vocoder_line(run, vocoder or "vocoder.safetensors")
                          if vocoder or run.get("vocoder_heldout") else "Griffin-Lim"),
         f"- Mono2Stereo: one pan p per mel bin and frame (L = 2p·M, R = 2(1 − p)·M in linear mel: the paper's "

@@ -23,7 +23,7 @@ import torch.nn.functional as Fn
 
 from ..codec.griffinlim import GriffinLim
 from ..codec.mel import MelSpectrogram
-from ..codec.mel_vae import MEL_VAE_PRESETS, MelVAE
+from ..codec.mel_vae import MEL_VAE_PRESETS, MelVAE, MelVAEConfig
 from ..codec.mono2stereo import Mono2Stereo, pan_targets
 from ..codec.vocos import VOCOS_PRESETS, Vocos, vocos_config_for
 from ..config import CodecConfig, SeqConfig
@@ -38,7 +38,8 @@ from .vae import latent_statistics as posterior_statistics
 from .vocoder import VocoderTrainConfig, VocoderTrainer, decoder_mels
 
 __all__ = ["CodecSet", "codec_clip", "codec_audio", "codec_item", "train_vae", "vae_train_config", "latent_statistics",
-           "train_vocoder", "vocoder_train_config", "vocoder_state", "vocoder_heldout", "train_mono2stereo"]
+           "train_vocoder", "vocoder_train_config", "vocoder_state", "vocoder_heldout",
+           "codec_heldout", "train_mono2stereo"]
 
 # kf-tiny's codec recipe (issue 12); the step counts and batches are TinyRecipe's
 VAE_LR = 1e-3
@@ -105,11 +106,11 @@ def vae_train_config(steps: int, batch_size: int, seed: int) -> VAETrainConfig:
                           decay_steps=steps, disc=DiscConfig(channels=16, layers=3), seed=seed)
 
 
-def train_vae(data: CodecSet, codec_cfg: CodecConfig, *, steps: int, batch_size: int, seed: int, out
-              ) -> tuple[MelVAE, list[dict]]:
-    """Codec set -> Mel-VAE `MEL_VAE_PRESETS["tiny"]` trained by `VAETrainer`, run folder `out` (resumable)."""
+def train_vae(data: CodecSet, codec_cfg: CodecConfig, *, steps: int, batch_size: int, seed: int, out,
+              vae_cfg: MelVAEConfig = MEL_VAE_PRESETS["tiny"]) -> tuple[MelVAE, list[dict]]:
+    """Codec set -> Mel-VAE of shape `vae_cfg` trained by `VAETrainer`, run folder `out` (resumable)."""
     mel_fn = MonoLogMel(MelSpectrogram(codec_cfg))
-    vae = init_mel_vae(MEL_VAE_PRESETS["tiny"], data, mel_fn, seed=seed)
+    vae = init_mel_vae(vae_cfg, data, mel_fn, seed=seed)
     cfg = vae_train_config(steps, batch_size, seed)
     trainer = VAETrainer(vae, cfg, data, mel_fn, hop=codec_cfg.hop)
     opts = RunOptions(out, steps=steps, log_every=10, ckpt_every=max(steps // 4, 1), progress=False,
@@ -162,32 +163,47 @@ def vocoder_state(gen: Vocos) -> dict[str, torch.Tensor]:
 def vocoder_heldout(vocoder: Vocos, vae: MelVAE, codec_cfg: CodecConfig, *, clips: int, seconds: float, seed: int,
                     pesq: bool = True) -> dict:
     """Held-out world audio -> the vocoder against Griffin-Lim (32 iterations), both on the true mel and on
-    the Mel-VAE's reconstruction of it (posterior mean): mean mel L1, MCD and PESQ (None where PESQ
-    cannot score the audio or `pesq` is off), plus each one's real-time factor on this process's threads.
+    the Mel-VAE's reconstruction of it (see `codec_heldout`)."""
+    return codec_heldout(vae, codec_cfg, {"vocoder": vocoder.eval(), "griffin_lim": GriffinLim(codec_cfg)},
+                         clips=clips, seconds=seconds, seed=seed, pesq=pesq)
+
+
+def codec_heldout(vae: MelVAE | None, codec_cfg: CodecConfig, vocoders: dict, *, clips: int, seconds: float,
+                  seed: int, pesq: bool = True) -> dict:
+    """Held-out world audio -> for each of `vocoders` (name -> mel [1,M,F] to wave [1,1,T]), on the true mel
+    and (prefix `vae_`) on the Mel-VAE's reconstruction of it (posterior mean): mean mel L1, MCD and PESQ
+    (None where PESQ cannot score the audio or `pesq` is off), plus each one's real-time factor on this
+    process's threads; `vae_mel_l1_db` is the Mel-VAE's own mean |log-mel error| in dB.
 
     The clips are `eval codec --synthetic`'s (held-out seeds no trainer draws, classes cycling), mono,
-    cut to whole latent tokens.
+    cut to whole latent tokens. Without a `vae` only the true mels are scored.
     """
     front = MelSpectrogram(codec_cfg)
     step = codec_cfg.samples_per_latent
     waves = [w[0, : w.shape[-1] // step * step] for _, w in heldout_synthetic(clips, seconds, seed, codec_cfg.sample_rate)]
-    vocoders = {"vocoder": vocoder.eval(), "griffin_lim": GriffinLim(codec_cfg)}
-    p = next(vae.parameters())
     rows: dict[str, list[dict]] = {}
     spent: dict[str, float] = {}
+    errs = []
     with torch.inference_mode():
         for wave in waves:                                                     # T
             mel = front(wave[None])                                            # 1 M F
-            rec = vae.decode(vae.encode(mel.to(p)).mean, frames=mel.shape[-1]).float()
+            paths = [("", mel)]
+            if vae is not None:
+                rec = vae.decode(vae.encode(mel.to(next(vae.parameters()))).mean, frames=mel.shape[-1]).float()
+                errs.append(Fn.l1_loss(rec, mel).item())
+                paths.append(("vae_", rec))
             for name, voc in vocoders.items():
-                for path, m in (("", mel), ("vae_", rec)):
+                for path, m in paths:
                     t0 = time.perf_counter()
                     est = voc(m)[0, 0]                                         # T
                     spent[path + name] = spent.get(path + name, 0.0) + time.perf_counter() - t0
                     row = codec_metrics(wave, est, codec_cfg, with_pesq=pesq)
                     rows.setdefault(path + name, []).append({k: row[k] for k in ("mel_loss", "mcd", "pesq")})
     audio_s = sum(w.shape[-1] for w in waves) / codec_cfg.sample_rate
+    scale = 20 / math.log(10) if codec_cfg.log == "ln" else 20.0
     out: dict = {"clips": len(waves), "seconds": seconds, "threads": torch.get_num_threads()}
+    if errs:
+        out["vae_mel_l1_db"] = round(sum(errs) / len(errs) * scale, 3)
     for name, rs in rows.items():
         mean = {}
         for k in ("mel_loss", "mcd", "pesq"):

@@ -75,6 +75,13 @@ def codec_task(index: int):
     return codec_item(index, seed=_STATE["seed"], duration=_STATE["duration"], clip_encoder=_STATE["clip"])
 
 
+def audio_task(args: tuple):
+    """(index, seed, duration) -> the codec clip's stereo wave [2,T] fp16 (no visual features)."""
+    from .tiny_codec import codec_audio
+    index, seed, duration = args
+    return codec_audio(index, seed=seed, duration=duration)
+
+
 def init_plain_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
