@@ -120,9 +120,13 @@ class SnakeBeta(nn.Module):
         self.beta = nn.Parameter(init.clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        alpha, scale = self.factors()
+        return x + scale * (x * alpha).sin().pow(2)
+
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (α, 1/β) as [1,D,1]: the per-channel factors of x + sin²(α·x)·(1/β)."""
         alpha, beta = (self.alpha.exp(), self.beta.exp()) if self.log_scale else (self.alpha, self.beta)
-        alpha, beta = alpha[None, :, None], beta[None, :, None]
-        return x + (1.0 / (beta + 1e-9)) * (x * alpha).sin().pow(2)
+        return alpha[None, :, None], 1.0 / (beta[None, :, None] + 1e-9)
 
 
 class Snake(nn.Module):
@@ -134,8 +138,13 @@ class Snake(nn.Module):
         self.alpha = nn.Parameter(torch.zeros(channels) if log_scale else torch.ones(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        alpha, scale = self.factors()
+        return x + scale * (x * alpha).sin().pow(2)
+
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (α, 1/α) as [1,D,1]: the per-channel factors of x + sin²(α·x)·(1/α)."""
         alpha = (self.alpha.exp() if self.log_scale else self.alpha)[None, :, None]
-        return x + (1.0 / (alpha + 1e-9)) * (x * alpha).sin().pow(2)
+        return alpha, 1.0 / (alpha + 1e-9)
 
 
 class Activation1d(nn.Module):
@@ -177,6 +186,7 @@ def _polyphase(x: torch.Tensor, up: torch.Tensor, down: torch.Tensor, act: nn.Mo
     """
     h = [2.0 * v for v in up.reshape(-1).tolist()]
     g = down.reshape(-1).tolist()
+    act = _in_place(act, x.dtype)
     t = x.shape[-1]
     xp = F.pad(x, (5, 5), mode="replicate")                                    # B D T+10
     out = torch.empty_like(x)
@@ -210,3 +220,19 @@ def _polyphase(x: torch.Tensor, up: torch.Tensor, down: torch.Tensor, act: nn.Mo
             s = a + (k - 6) // 2 - o_at
             y.add_(o[..., s:s + m], alpha=g[k])
     return out
+
+
+def _in_place(act: nn.Module, dtype: torch.dtype):
+    """A snake module -> a function that applies it to a temporary in place, its factors computed once
+    for the whole pass (not per block and call), in the module's order of operations, so the values
+    are the module's; any other activation is called as it is."""
+    if not isinstance(act, (Snake, SnakeBeta)):
+        return act
+    alpha, scale = act.factors()
+    if alpha.dtype != dtype:  # the module would promote the result to its parameters' dtype
+        return act
+
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        s = torch.mul(x, alpha).sin_()
+        return x.add_(s.mul_(s).mul_(scale))
+    return apply
