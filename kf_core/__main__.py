@@ -35,6 +35,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "tiny": "kf_core.eval.tiny_eval",
         "sync-probe": "kf_core.eval.sync_probe",
         "vae-probe": "kf_core.eval.vae_probe",
+        "vocoder-probe": "kf_core.eval.vocoder_probe",
     },
     "bench": {
         "dit": "kf_core.eval.bench_dit",

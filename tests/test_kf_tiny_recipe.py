@@ -166,3 +166,15 @@ def test_vocoder_stage_runs_alone_on_a_finished_run_and_ships_its_file(tmp_path)
     card = (out / "MODEL_CARD.md").read_text()
     assert "Held-out (2 clips of 1.5 s)" in card
     assert "Mel-VAE (`tiny-v2`, width 64, C 16 at 43 Hz)" in card and f"{held['vae_mel_l1_db']:.2f} dB on the held-out" in card
+
+
+def test_vae_schedule_runs_alg2s_gan_stages_only_with_a_gan_weight():
+    from kf_core.train.schedules import vae_loss_weights
+    from kf_core.train.tiny_codec import vae_train_config
+    plain = vae_train_config(1000, 16, 0).stages
+    assert plain.gan_upper == 0.0 and plain.stage1_end == 500 and plain.stage3_end > 1000  # never reaches stage 3
+    gan = vae_train_config(1000, 16, 0, gan_upper=0.1).stages
+    assert (gan.stage1_end, gan.stage2_end, gan.stage3_end, gan.gan_upper) == (400, 700, 900, 0.1)
+    assert vae_loss_weights(800, gan).gan == pytest.approx(0.05) and not vae_loss_weights(800, gan).freeze_encoder
+    last = vae_loss_weights(1000, gan)
+    assert (last.stage, last.gan, last.freeze_encoder) == (4, 0.1, True)

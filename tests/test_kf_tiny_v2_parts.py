@@ -176,9 +176,9 @@ def test_vae_probe_trains_the_chosen_shape_and_scores_held_out_audio(capsys):
     from kf_core.__main__ import main
     assert main(["eval", "vae-probe", "--clips", "4", "--steps", "3", "--batch", "2", "--heldout", "1",
                  "--heldout-s", "1.0", "--no-pesq", "--workers", "1", "--threads", "1",
-                 "--latent", "8", "--width", "16", "--mult", "1"]) == 0
+                 "--latent", "8", "--width", "16", "--mult", "1", "--gan", "0.1"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert (result["latent"], result["width"], result["mult"]) == (8, 16, [1])
+    assert (result["latent"], result["width"], result["mult"], result["gan"]) == (8, 16, [1], 0.1)
     held = result["heldout"]
     assert held["clips"] == 1 and held["vae_mel_l1_db"] > 0
     # Griffin-Lim on the true mel is the reference the VAE's path is held against
@@ -186,4 +186,23 @@ def test_vae_probe_trains_the_chosen_shape_and_scores_held_out_audio(capsys):
     assert held["vae_griffin_lim"]["mel_loss"] > held["griffin_lim"]["mel_loss"]  # 3 steps: far from the truth
     assert main(["eval", "vae-probe", "--steps", "0"]) == 2
     assert main(["eval", "vae-probe", "--width", "0"]) == 2  # MelVAEConfig's own message, before any work
+    assert main(["eval", "vae-probe", "--gan", "-1"]) == 2
 
+
+def test_vocoder_probe_trains_with_the_chosen_losses_and_scores_against_griffin_lim(capsys, tmp_path):
+    import json
+
+    from kf_core.__main__ import main
+    vae = "kf_core/assets/kf-tiny/vae.safetensors"
+    assert main(["eval", "vocoder-probe", "--clips", "4", "--steps", "2", "--batch", "2", "--heldout", "1",
+                 "--heldout-s", "1.0", "--no-pesq", "--workers", "1", "--threads", "1", "--w-spec-mag", "1",
+                 "--w-spec-phase", "0.5", "--vae", vae]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (result["w_spec_mag"], result["w_spec_phase"], result["w_mel"]) == (1.0, 0.5, 45.0)  # w_mel: the recipe's
+    held = result["heldout"]
+    assert set(held) >= {"vocoder", "griffin_lim", "vae_vocoder", "vae_griffin_lim", "vae_mel_l1_db"}
+    assert result["beats_griffin_lim"] is False  # 2 steps
+    assert main(["eval", "vocoder-probe", "--vae", str(tmp_path / "missing.safetensors")]) == 2
+    assert "is not a file" in capsys.readouterr().out
+    assert main(["eval", "vocoder-probe", "--w-mel", "-1"]) == 2  # the trainer config's own check, before any work
+    assert "non-negative loss weights" in capsys.readouterr().out

@@ -40,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mult", type=_mult, default=None, help="width multipliers per level (default: the preset's 1,2)")
     p.add_argument("--blocks", type=int, default=None, help="residual blocks per level (default: the preset's 1)")
     p.add_argument("--mid", type=int, default=None, help="middle blocks (default: the preset's 1)")
+    p.add_argument("--gan", type=float, default=0.0,
+                   help="Alg. 2's GAN weight (stages 3-4 in the last 30 %% of the steps; default 0: the recipe's, no GAN)")
     p.add_argument("--heldout", type=int, default=18, help="held-out clips scored (default 18)")
     p.add_argument("--heldout-s", type=float, default=5.0, dest="heldout_s", help="their length (default 5)")
     p.add_argument("--no-pesq", action="store_true", help="skip PESQ (slow on long clips)")
@@ -56,8 +58,8 @@ def main(args) -> int:
     from ..config import CODEC_PRESETS
     from ..train.tiny_codec import CodecSet, codec_heldout, mel_reconstruction_db, train_vae
     from ..train.tiny_workers import audio_task, init_plain_worker, parallel_map
-    if min(args.clips, args.steps, args.batch, args.heldout) < 1 or min(args.seconds, args.heldout_s) <= 0:
-        print("eval vae-probe: --clips, --steps, --batch, --heldout must be at least 1 and the lengths positive")
+    if min(args.clips, args.steps, args.batch, args.heldout) < 1 or min(args.seconds, args.heldout_s) <= 0 or args.gan < 0:
+        print("eval vae-probe: --clips, --steps, --batch, --heldout must be at least 1, the lengths positive and --gan >= 0")
         return 2
     shape = {k: v for k, v in (("latent_channels", args.latent), ("width", args.width), ("ch_mult", args.mult),
                                ("blocks_per_level", args.blocks), ("mid_blocks", args.mid)) if v is not None}
@@ -78,12 +80,12 @@ def main(args) -> int:
           f"steps of {args.batch} ({vae_cfg})", flush=True)
     with tempfile.TemporaryDirectory(prefix="kf-vae-probe-") as work:
         vae, rows = train_vae(data, codec_cfg, steps=args.steps, batch_size=args.batch, seed=args.seed,
-                              out=Path(work) / "vae", vae_cfg=vae_cfg)
+                              out=Path(work) / "vae", vae_cfg=vae_cfg, gan_upper=args.gan)
     trained = time.perf_counter()
     held = codec_heldout(vae, codec_cfg, {"griffin_lim": GriffinLim(codec_cfg)}, clips=args.heldout,
                          seconds=args.heldout_s, seed=args.seed, pesq=not args.no_pesq)
     result = {"latent": vae_cfg.latent_channels, "width": vae_cfg.width, "mult": list(vae_cfg.ch_mult),
-              "blocks": vae_cfg.blocks_per_level, "mid": vae_cfg.mid_blocks,
+              "blocks": vae_cfg.blocks_per_level, "mid": vae_cfg.mid_blocks, "gan": args.gan,
               "params": sum(p.numel() for p in vae.parameters()), "clips": args.clips, "steps": args.steps,
               "batch": args.batch, "seed": args.seed, "train_s": round(trained - made),
               "train_l1_db": round(mel_reconstruction_db(vae, data, codec_cfg), 3),

@@ -13,6 +13,7 @@ Dv visual width.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -46,6 +47,7 @@ VAE_LR = 1e-3
 VAE_RECON = "mse"
 VAE_STAGE_FRACTIONS = (0.5, 1.0, 1.0)  # last step of stages 1-3 as fractions of the steps
 VAE_GAN_UPPER = 0.0
+VAE_GAN_STAGE_FRACTIONS = (0.4, 0.7, 0.9)  # with a GAN weight: its ramp, then decoder-only refinement
 VOCODER_LR = 1e-3
 VOCODER_W_PHASE = 0.0
 VOCODER_VAE_SHARE = 0.5
@@ -97,21 +99,24 @@ def codec_item(index: int, *, seed: int, duration: float, clip_encoder, sample_r
 
 
 # ---------------------------------------------------------------- Mel-VAE
-def vae_train_config(steps: int, batch_size: int, seed: int) -> VAETrainConfig:
-    """kf-tiny's Alg. 2 schedule for `steps` steps (see `train_vae`)."""
-    s1, s2, s3 = (max(1, round(steps * f)) for f in VAE_STAGE_FRACTIONS)
+def vae_train_config(steps: int, batch_size: int, seed: int, gan_upper: float = VAE_GAN_UPPER) -> VAETrainConfig:
+    """kf-tiny's Alg. 2 schedule for `steps` steps (see `train_vae`); with `gan_upper` > 0 stages 3 and 4
+    (the GAN ramp, then the decoder alone) take the last 30 % of the steps."""
+    fractions = VAE_GAN_STAGE_FRACTIONS if gan_upper > 0 else VAE_STAGE_FRACTIONS
+    s1, s2, s3 = (max(1, round(steps * f)) for f in fractions)
     s2, s3 = max(s2, s1 + 1), max(s3, s1 + 2, s2 + 1)
-    return VAETrainConfig(stages=VAEStages(s1, s2, s3, kl_upper=1e-4, gan_upper=VAE_GAN_UPPER), recon=VAE_RECON,
+    return VAETrainConfig(stages=VAEStages(s1, s2, s3, kl_upper=1e-4, gan_upper=gan_upper), recon=VAE_RECON,
                           batch_size=batch_size, segment_frames=64, lr=VAE_LR, lr_min=VAE_LR / 20,
                           decay_steps=steps, disc=DiscConfig(channels=16, layers=3), seed=seed)
 
 
 def train_vae(data: CodecSet, codec_cfg: CodecConfig, *, steps: int, batch_size: int, seed: int, out,
-              vae_cfg: MelVAEConfig = MEL_VAE_PRESETS["tiny"]) -> tuple[MelVAE, list[dict]]:
+              vae_cfg: MelVAEConfig = MEL_VAE_PRESETS["tiny"], gan_upper: float = VAE_GAN_UPPER
+              ) -> tuple[MelVAE, list[dict]]:
     """Codec set -> Mel-VAE of shape `vae_cfg` trained by `VAETrainer`, run folder `out` (resumable)."""
     mel_fn = MonoLogMel(MelSpectrogram(codec_cfg))
     vae = init_mel_vae(vae_cfg, data, mel_fn, seed=seed)
-    cfg = vae_train_config(steps, batch_size, seed)
+    cfg = vae_train_config(steps, batch_size, seed, gan_upper)
     trainer = VAETrainer(vae, cfg, data, mel_fn, hop=codec_cfg.hop)
     opts = RunOptions(out, steps=steps, log_every=10, ckpt_every=max(steps // 4, 1), progress=False,
                       tensorboard=False, export_name="vae", export_kind="vae")
@@ -133,7 +138,7 @@ def vocoder_train_config(steps: int, batch_size: int, seed: int) -> VocoderTrain
 
 
 def train_vocoder(data: CodecSet, codec_cfg: CodecConfig, *, steps: int, batch_size: int, seed: int, out,
-                  vae: MelVAE | None = None) -> tuple[Vocos, list[dict]]:
+                  vae: MelVAE | None = None, **overrides) -> tuple[Vocos, list[dict]]:
     """Codec set -> the Vocos vocoder `VOCOS_PRESETS["tiny"]` for `codec_cfg`'s mels, run folder `out`.
 
     With `vae`, VOCODER_VAE_SHARE of every batch is vocoded from that Mel-VAE decoder's mels of the
@@ -141,13 +146,15 @@ def train_vocoder(data: CodecSet, codec_cfg: CodecConfig, *, steps: int, batch_s
     mel L1 + multi-resolution STFT (no GAN: on two CPU cores its discriminators cost ~20× the
     generator). Cost per step at batch 16 (8): 0.26 s (0.13 s) wall on two threads, 0.35 s on one, measured
     on the 2-core machine with one other busy process; the full recipe's 3000 steps take ~13 min.
+    `overrides` replace fields of `vocoder_train_config` (the loss weights, for `eval vocoder-probe`).
     """
     torch.manual_seed(seed)
     gen = Vocos(vocos_config_for(codec_cfg, VOCOS_PRESETS["tiny"]))
     mel_fn = MonoLogMel(MelSpectrogram(codec_cfg))
     source = decoder_mels(vae, share=VOCODER_VAE_SHARE) if vae is not None else None
-    cfg = vocoder_train_config(steps, batch_size, seed)
-    trainer = VocoderTrainer(gen, cfg, data, mel_fn, hop=codec_cfg.hop, mel_source=source)
+    cfg = dataclasses.replace(vocoder_train_config(steps, batch_size, seed), **overrides)
+    stft = MelSpectrogram(codec_cfg).stft if cfg.w_spec_mag > 0 or cfg.w_spec_phase > 0 else None
+    trainer = VocoderTrainer(gen, cfg, data, mel_fn, hop=codec_cfg.hop, mel_source=source, stft=stft)
     opts = RunOptions(out, steps=steps, log_every=10, ckpt_every=max(steps // 4, 1), progress=False,
                       tensorboard=False, export_name="vocoder", export_kind="vocoder")
     config = {"stage": "vocoder", "vae_share": VOCODER_VAE_SHARE if vae is not None else 0.0, **_plain(cfg.to_dict())}
