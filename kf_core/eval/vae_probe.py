@@ -29,7 +29,7 @@ def _mult(text: str) -> tuple[int, ...]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--clips", type=int, default=320, help="codec clips (default 320, the full recipe's)")
+    p.add_argument("--clips", type=int, default=320, help="codec clips (default 320, v1's; the full recipe now draws 1280)")
     p.add_argument("--seconds", type=float, default=2.0, help="length of a codec clip (default 2)")
     p.add_argument("--steps", type=int, default=1500, help="training steps (default 1500)")
     p.add_argument("--batch", type=int, default=16, help="64-frame mel crops per step (default 16)")

@@ -12,6 +12,7 @@ mels, as in `train-tiny`, and the Mel-VAE path is scored too.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -54,9 +55,8 @@ def main(args) -> int:
     if "lr" in overrides:
         overrides["lr_min"] = overrides["lr"] / 20
     try:  # the config's own checks, before any clip is made
-        cfg = vocoder_train_config(args.steps, args.batch, args.seed)
-        cfg = type(cfg)(**{**cfg.to_dict(), **overrides})
-    except (TypeError, ValueError) as e:
+        cfg = dataclasses.replace(vocoder_train_config(args.steps, args.batch, args.seed), **overrides)
+    except ValueError as e:
         print(f"eval vocoder-probe: {e}")
         return 2
     vae = None
