@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["add_arguments", "main"]
+__all__ = ["add_arguments", "add_run_arguments", "main"]
 
 
 def _mult(text: str) -> tuple[int, ...]:
@@ -30,7 +30,6 @@ def _mult(text: str) -> tuple[int, ...]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clips", type=int, default=320, help="codec clips (default 320, v1's; the full recipe now draws 1280)")
-    p.add_argument("--seconds", type=float, default=2.0, help="length of a codec clip (default 2)")
     p.add_argument("--steps", type=int, default=1500, help="training steps (default 1500)")
     p.add_argument("--batch", type=int, default=16, help="64-frame mel crops per step (default 16)")
     p.add_argument("--preset", choices=("tiny", "tiny-v2"), default="tiny",
@@ -42,6 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mid", type=int, default=None, help="middle blocks (default: the preset's 1)")
     p.add_argument("--gan", type=float, default=0.0,
                    help="Alg. 2's GAN weight (stages 3-4 in the last 30 %% of the steps; default 0: the recipe's, no GAN)")
+    add_run_arguments(p)
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The options every codec-stage probe shares: the held-out scoring, the seed, the processes."""
+    p.add_argument("--seconds", type=float, default=2.0, help="length of a codec clip (default 2)")
     p.add_argument("--heldout", type=int, default=18, help="held-out clips scored (default 18)")
     p.add_argument("--heldout-s", type=float, default=5.0, dest="heldout_s", help="their length (default 5)")
     p.add_argument("--no-pesq", action="store_true", help="skip PESQ (slow on long clips)")
@@ -56,8 +61,8 @@ def main(args) -> int:
     from ..codec.griffinlim import GriffinLim
     from ..codec.mel_vae import MEL_VAE_PRESETS, MelVAEConfig
     from ..config import CODEC_PRESETS
-    from ..train.tiny_codec import CodecSet, codec_heldout, mel_reconstruction_db, train_vae
-    from ..train.tiny_workers import audio_task, init_plain_worker, parallel_map
+    from ..train.tiny_codec import codec_heldout, mel_reconstruction_db, train_vae
+    from ..train.tiny_workers import audio_codec_set
     if min(args.clips, args.steps, args.batch, args.heldout) < 1 or min(args.seconds, args.heldout_s) <= 0 or args.gan < 0:
         print("eval vae-probe: --clips, --steps, --batch, --heldout must be at least 1, the lengths positive and --gan >= 0")
         return 2
@@ -71,10 +76,8 @@ def main(args) -> int:
     torch.set_num_threads(args.threads)
     codec_cfg = dataclasses.replace(CODEC_PRESETS["44k"], latent_channels=vae_cfg.latent_channels)
     start = time.perf_counter()
-    tasks = [(i, args.seed, args.seconds) for i in range(args.clips)]
-    audio = list(parallel_map(audio_task, tasks, workers=args.workers, initializer=init_plain_worker,
-                              initargs=(max(1, args.threads // max(1, args.workers)),)))
-    data = CodecSet(torch.stack(audio), torch.zeros(len(audio), 1, 1))
+    data = audio_codec_set(args.clips, seed=args.seed, duration=args.seconds, workers=args.workers,
+                           threads=args.threads)
     made = time.perf_counter()
     print(f"{len(data)} codec clips of {args.seconds:g} s made in {made - start:.0f} s; training {args.steps} "
           f"steps of {args.batch} ({vae_cfg})", flush=True)

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .vae_probe import add_run_arguments
+
 __all__ = ["add_arguments", "main"]
 
 WEIGHTS = ("w_mel", "w_stft", "w_phase", "w_spec_mag", "w_spec_phase")
@@ -25,7 +27,6 @@ WEIGHTS = ("w_mel", "w_stft", "w_phase", "w_spec_mag", "w_spec_phase")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clips", type=int, default=1280, help="codec clips (default 1280, the full recipe's)")
-    p.add_argument("--seconds", type=float, default=2.0, help="length of a codec clip (default 2)")
     p.add_argument("--steps", type=int, default=3000, help="training steps (default 3000)")
     p.add_argument("--batch", type=int, default=16, help="32-frame crops per step (default 16)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's 1e-3)")
@@ -33,12 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument("--" + name.replace("_", "-"), type=float, default=None, dest=name,
                        help=f"loss weight {name} (default: the recipe's)")
     p.add_argument("--vae", type=Path, default=None, help="a Mel-VAE file: train on its decoder mels too, and score them")
-    p.add_argument("--heldout", type=int, default=18, help="held-out clips scored (default 18)")
-    p.add_argument("--heldout-s", type=float, default=5.0, dest="heldout_s", help="their length (default 5)")
-    p.add_argument("--no-pesq", action="store_true", help="skip PESQ")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=2, help="processes that generate clips")
-    p.add_argument("--threads", type=int, default=2, help="torch threads of the training")
+    add_run_arguments(p)
 
 
 def main(args) -> int:
@@ -46,8 +42,8 @@ def main(args) -> int:
 
     from ..codec.griffinlim import GriffinLim
     from ..config import CODEC_PRESETS
-    from ..train.tiny_codec import CodecSet, codec_heldout, train_vocoder, vocoder_train_config
-    from ..train.tiny_workers import audio_task, init_plain_worker, parallel_map
+    from ..train.tiny_codec import beats_griffin_lim, codec_heldout, train_vocoder, vocoder_train_config
+    from ..train.tiny_workers import audio_codec_set
     if min(args.clips, args.steps, args.batch, args.heldout) < 1 or min(args.seconds, args.heldout_s) <= 0:
         print("eval vocoder-probe: --clips, --steps, --batch, --heldout must be at least 1 and the lengths positive")
         return 2
@@ -74,10 +70,8 @@ def main(args) -> int:
     torch.set_num_threads(args.threads)
     codec_cfg = CODEC_PRESETS["44k"]
     start = time.perf_counter()
-    tasks = [(i, args.seed, args.seconds) for i in range(args.clips)]
-    audio = list(parallel_map(audio_task, tasks, workers=args.workers, initializer=init_plain_worker,
-                              initargs=(max(1, args.threads // max(1, args.workers)),)))
-    data = CodecSet(torch.stack(audio), torch.zeros(len(audio), 1, 1))
+    data = audio_codec_set(args.clips, seed=args.seed, duration=args.seconds, workers=args.workers,
+                           threads=args.threads)
     made = time.perf_counter()
     print(f"{len(data)} codec clips of {args.seconds:g} s made in {made - start:.0f} s; training {args.steps} "
           f"steps of {args.batch} (weights {({k: getattr(cfg, k) for k in WEIGHTS})}, lr {cfg.lr:g})", flush=True)
@@ -87,11 +81,8 @@ def main(args) -> int:
     trained = time.perf_counter()
     held = codec_heldout(vae, codec_cfg, {"vocoder": vocoder.eval(), "griffin_lim": GriffinLim(codec_cfg)},
                          clips=args.heldout, seconds=args.heldout_s, seed=args.seed, pesq=not args.no_pesq)
-    voc, gl = held["vocoder"], held["griffin_lim"]
-    beats = voc["mel_loss"] < gl["mel_loss"] and voc["mcd"] < gl["mcd"] and (
-        voc["pesq"] is None or gl["pesq"] is None or voc["pesq"] > gl["pesq"])
     print(json.dumps({"clips": args.clips, "steps": args.steps, "batch": args.batch, "seed": args.seed,
                       **{k: getattr(cfg, k) for k in (*WEIGHTS, "lr")}, "vae": str(args.vae) if args.vae else None,
                       "params": sum(p.numel() for p in vocoder.parameters()), "train_s": round(trained - made),
-                      "beats_griffin_lim": beats, "heldout": held}))
+                      "beats_griffin_lim": beats_griffin_lim(held), "heldout": held}))
     return 0

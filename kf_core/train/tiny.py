@@ -212,13 +212,11 @@ def vocoder_beats_griffin_lim(out: Path, summary: dict) -> bool:
     """Ship the trained vocoder only if, on the held-out true mels, it beats Griffin-Lim on mel loss,
     MCD and PESQ (where measured), as issue 12 asks; otherwise the folder plays through Griffin-Lim
     and OUT/vocoder.safetensors stays beside it, unnamed."""
+    from .tiny_codec import beats_griffin_lim
     held = summary.get("vocoder_heldout")
     if not (out / "vocoder.safetensors").is_file() or held is None:
         return False
-    voc, gl = held["vocoder"], held["griffin_lim"]
-    better = voc["mel_loss"] < gl["mel_loss"] and voc["mcd"] < gl["mcd"]
-    if voc.get("pesq") is not None and gl.get("pesq") is not None:
-        better = better and voc["pesq"] > gl["pesq"]
+    better = beats_griffin_lim(held)
     summary["vocoder_shipped"] = better
     return better
 

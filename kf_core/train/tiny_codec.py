@@ -40,7 +40,7 @@ from .vocoder import VocoderTrainConfig, VocoderTrainer, decoder_mels
 
 __all__ = ["CodecSet", "codec_clip", "codec_audio", "codec_item", "train_vae", "vae_train_config", "latent_statistics",
            "train_vocoder", "vocoder_train_config", "vocoder_state", "vocoder_heldout",
-           "codec_heldout", "train_mono2stereo"]
+           "codec_heldout", "beats_griffin_lim", "train_mono2stereo"]
 
 # kf-tiny's codec recipe (issue 12); the step counts and batches are TinyRecipe's
 VAE_LR = 1e-3
@@ -173,6 +173,16 @@ def vocoder_heldout(vocoder: Vocos, vae: MelVAE, codec_cfg: CodecConfig, *, clip
     the Mel-VAE's reconstruction of it (see `codec_heldout`)."""
     return codec_heldout(vae, codec_cfg, {"vocoder": vocoder.eval(), "griffin_lim": GriffinLim(codec_cfg)},
                          clips=clips, seconds=seconds, seed=seed, pesq=pesq)
+
+
+def beats_griffin_lim(held: dict) -> bool:
+    """`codec_heldout` numbers -> whether the vocoder beats Griffin-Lim on the held-out true mels on mel
+    loss, MCD and PESQ (where both have one): issue 12's rule for shipping it."""
+    voc, gl = held["vocoder"], held["griffin_lim"]
+    better = voc["mel_loss"] < gl["mel_loss"] and voc["mcd"] < gl["mcd"]
+    if voc.get("pesq") is not None and gl.get("pesq") is not None:
+        better = better and voc["pesq"] > gl["pesq"]
+    return better
 
 
 def codec_heldout(vae: MelVAE | None, codec_cfg: CodecConfig, vocoders: dict, *, clips: int, seconds: float,

@@ -86,6 +86,15 @@ def init_plain_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def audio_codec_set(clips: int, *, seed: int, duration: float, workers: int, threads: int):
+    """The first `clips` codec clips, audio only -> tiny_codec.CodecSet (visual features left empty), made
+    by `workers` processes sharing `threads` torch threads (what the codec probes train on)."""
+    from .tiny_codec import CodecSet
+    audio = list(parallel_map(audio_task, [(i, seed, duration) for i in range(clips)], workers=workers,
+                              initializer=init_plain_worker, initargs=(max(1, threads // max(1, workers)),)))
+    return CodecSet(torch.stack(audio), torch.zeros(len(audio), 1, 1))
+
+
 def semantic_task(args: tuple):
     """(index, seed, looks, split) -> tiny_semantic.SemanticItem."""
     from .tiny_semantic import semantic_item
