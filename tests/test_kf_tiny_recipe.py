@@ -110,6 +110,22 @@ def test_sync_targets_peak_on_the_tubelet_holding_the_onset():
     assert y[2].max() < 0.01 and token_targets(torch.tensor([]), 2).sum() == 0
 
 
+def test_sync_targets_mark_the_token_whose_frames_first_show_the_contact():
+    from kf_core.train.tiny_sync import token_targets
+    # frames are on screen from k/25 s: an onset on frame 12's time is seen on frame 12 (token 6, frames
+    # 12-13), one just before it first on frame 12 too, one just after frame 13's time on frame 14 (token 7)
+    for onset, token in ((0.48, 6), (0.47, 6), (0.521, 7), (0.04, 0), (0.0, 0)):
+        y = token_targets(torch.tensor([onset]), 1)
+        assert y.sum() == 1 and y[0, token] == 1, (onset, y)
+    # every onset inside the stream has exactly one positive token in each segment that holds its frame
+    onsets = torch.linspace(0.0, 1.2, 97)
+    for e in onsets:
+        y = token_targets(e[None], 3)
+        frame = int(torch.ceil(e.double() * 25 - 1e-6))
+        holding = [s for s in range(3) if 8 * s <= frame < 8 * s + 16]
+        assert y.sum() == len(holding) and all(y[s].sum() == 1 for s in holding)
+
+
 def test_parallel_map_reports_a_failing_worker_instead_of_hanging():
     # multiprocessing.Pool respawns a worker whose initializer raises, forever; ours must raise
     from concurrent.futures.process import BrokenProcessPool

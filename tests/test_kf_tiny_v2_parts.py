@@ -164,7 +164,7 @@ def test_sync_probe_command_reports_every_set(capsys):
     for row in ("train", "heldout-seed", "heldout-look"):
         assert f"\n{row} " in out
     result = json.loads(out.strip().splitlines()[-1])
-    assert result["steps"] == 2 and result["frontend"] == "motion" and set(result["heldout-look"]) == {"auc", "pan_corr"}
+    assert result["steps"] == 2 and result["frontend"] == "motion" and set(result["heldout-look"]) == {"auc", "auc_centre", "pan_corr", "by_class", "by_fps"}
     assert (result["depth"], result["width"], result["tubelet"]) == (1, 64, 2)  # the preset's tubelet
     assert (result["image_size"], result["patch_size"]) == (32, 8)
     assert main(["eval", "sync-probe", "--steps", "0"]) == 2

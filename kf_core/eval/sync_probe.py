@@ -50,7 +50,7 @@ def main(args) -> int:
     from ..encoders.seeded import seeded_init_
     from ..encoders.synchformer import SYNCHFORMER_PRESETS
     from ..train.tiny import SYNC_PRESET
-    from ..train.tiny_sync import onset_auc, train_sync_encoder
+    from ..train.tiny_sync import FPS_BANDS, onset_auc, train_sync_encoder
     from ..train.tiny_workers import init_plain_worker, parallel_map, sync_task
     from .benchutil import format_table
     if min(args.clips, args.heldout, args.steps, args.batch) < 1:
@@ -77,13 +77,22 @@ def main(args) -> int:
                               device=args.device)
     trained = time.perf_counter()
     scores = {"train": onset_auc(model, train[:args.heldout]), **{k: onset_auc(model, v) for k, v in sets.items()}}
-    print(format_table(["clips", "onset AUC", "pan corr", "tokens", "positives"],
-                       [[k, f"{v['auc']:.3f}", f"{v['pan_corr']:.3f}", v["tokens"], v["positives"]]
+    print(format_table(["clips", "onset AUC", "earlier labels", "pan corr", "tokens", "positives"],
+                       [[k, f"{v['auc']:.3f}", f"{v['auc_centre']:.3f}", f"{v['pan_corr']:.3f}", v["tokens"],
+                         v["positives"]]
                         for k, v in scores.items()]))
+    for part, title in (("by_class", "onset class"), ("by_fps", "source frame rate")):
+        seen = {k for v in scores.values() for k in v[part]}
+        names = sorted(seen) if part == "by_class" else [b[0] for b in FPS_BANDS if b[0] in seen]
+        print(f"onset AUC by {title} (its tokens against the negative tokens):")
+        print(format_table([title, *scores],
+                           [[k, *(f"{v[part].get(k, float('nan')):.3f}" for v in scores.values())] for k in names]))
     print(json.dumps({"frontend": args.frontend, "width": cfg.width, "depth": cfg.depth, "tubelet": cfg.tubelet,
                       "image_size": cfg.image_size, "patch_size": cfg.patch_size,
                       "clips": args.clips, "steps": args.steps, "batch": args.batch,
                       "seed": args.seed, "train_s": round(trained - made), "final_loss": round(rows[-1]["loss"], 4),
-                      **{k: {"auc": round(v["auc"], 3), "pan_corr": round(v["pan_corr"], 3)}
+                      **{k: {"auc": round(v["auc"], 3), "auc_centre": round(v["auc_centre"], 3), "pan_corr": round(v["pan_corr"], 3),
+                             "by_class": {c: round(a, 3) for c, a in v["by_class"].items()},
+                             "by_fps": {c: round(a, 3) for c, a in v["by_fps"].items()}}
                          for k, v in scores.items()}}))
     return 0

@@ -164,8 +164,11 @@ def _sync(out: Path, recipe: TinyRecipe, seed: int, workers: int, device: str, s
     save_state_dict({k: v.detach() for k, v in sync.state_dict().items()}, out / "synchformer.safetensors")
     held = list(parallel_map(sync_task, [(i, seed, size, resize, "heldout") for i in range(96)], workers=workers,
                              initializer=init_plain_worker, initargs=(max(1, 2 // workers),)))
-    summary["sync_heldout_look"] = {k: (round(v, 3) if isinstance(v, float) else v)
-                                    for k, v in onset_auc(sync, held).items()}
+    def rounded(v):
+        if isinstance(v, dict):
+            return {k: rounded(u) for k, u in v.items()}
+        return round(v, 3) if isinstance(v, float) else v
+    summary["sync_heldout_look"] = rounded(onset_auc(sync, held))
     return rows
 
 

@@ -5,8 +5,8 @@ Why: with seeded random weights the tiny Synchformer's tokens carry almost no ti
 of onset presence from them reached AUC 0.6 on held-out clips), and a DiT trained on them ignored
 the video. Here the Synchformer (same architecture and input size as shipped) plus two linear heads
 learn, per output token,
-- whether a visible contact happens in that token's two frames (soft target: Gaussian of σ 30 ms
-  around each onset, binary cross-entropy), and
+- whether a visible contact happens in that token's two frames (the token holding the first frame
+  that shows it: `token_targets`; binary cross-entropy), and
 - the pan of the clip's own stereo sound over that token's span (the right share of the energy,
   E_R / (E_L + E_R), weighted by how loud that span is), so the tokens say where the sounding thing
   is and Mono2Stereo can pan from them.
@@ -43,6 +43,8 @@ class SyncItem:
     onsets: torch.Tensor     # K float seconds
     pan: torch.Tensor        # S T right share of the energy per token span
     weight: torch.Tensor     # S T how much that span's pan counts (loudness, 0..1)
+    kinds: tuple[str, ...] = ()   # K the class of each onset (for per-class scores)
+    source_fps: float = 25.0      # the clip's own frame rate before resampling to 25 fps
 
 
 def sync_item(index: int, *, seed: int, size: int, resize: str = "squash", looks: str = "train",
@@ -61,12 +63,32 @@ def sync_item(index: int, *, seed: int, size: int, resize: str = "squash", looks
                                 count=spec.count, duration=SYNC_CLIP_S, min_count=spec.min_count)
     segments = (spec.count - 16) // 8 + 1
     pan, weight = token_pans(c.audio, c.sample_rate, segments)
-    return SyncItem(frames, torch.as_tensor(c.onset_times, dtype=torch.float32), pan, weight)
+    kinds = tuple(e.kind for e in sorted((e for e in c.events if e.onset), key=lambda e: e.time_s))
+    return SyncItem(frames, torch.as_tensor(c.onset_times, dtype=torch.float32), pan, weight, kinds, float(c.fps))
 
 
 def token_targets(onsets: torch.Tensor, segments: int, *, stride: int = 8, tubelet: int = 2,
                   tokens: int = 8, fps: float = 25.0) -> torch.Tensor:
-    """Onset times [K] -> soft targets [S,T]: token t of segment s spans frames s·stride + t·tubelet (+tubelet)."""
+    """Onset times [K] -> targets [S,T] in {0, 1}: 1 where the token's frames hold the first frame that
+    shows the contact. Token t of segment s holds frames s·stride + t·tubelet (+tubelet); a frame k
+    shows what is on screen at k/fps (`timing="on_screen"`), so an onset at time e is first seen on
+    frame ceil(e·fps) (e on a frame's time: that frame).
+
+    The earlier rule (a Gaussian of σ 30 ms around each token's centre, positive above 0.5) left 17 %
+    of onsets with no positive token (an onset on a token's first frame sits 40 ms from both centres)
+    and often marked the token *before* the contact was visible."""
+    if onsets.numel() == 0:
+        return torch.zeros(segments, tokens)
+    seen = torch.ceil(onsets.double() * fps - 1e-6)                                            # K frame index
+    start = torch.arange(segments)[:, None] * stride + torch.arange(tokens)[None, :] * tubelet   # S T
+    inside = (seen[None, None, :] >= start[..., None]) & (seen[None, None, :] < start[..., None] + tubelet)
+    return inside.any(-1).float()
+
+
+def centre_targets(onsets: torch.Tensor, segments: int, *, stride: int = 8, tubelet: int = 2,
+                   tokens: int = 8, fps: float = 25.0) -> torch.Tensor:
+    """The earlier soft targets (Gaussian of σ 30 ms around each token's centre): kept to score an
+    encoder against the labels the probe card's earlier rows used (`onset_auc`'s "auc_centre")."""
     start = torch.arange(segments)[:, None] * stride + torch.arange(tokens)[None, :] * tubelet   # S T
     centre = (start.float() + tubelet / 2) / fps                                               # S T
     if onsets.numel() == 0:
@@ -180,6 +202,19 @@ def train_sync_encoder(model: nn.Module, items: list[SyncItem], *, steps: int, b
     return rows
 
 
+FPS_BANDS = (("<15 fps", 0.0, 15.0), ("15-30 fps", 15.0, 30.5), (">30 fps", 30.5, 1e9))
+
+
+def _nearest_kind(it: SyncItem, segments: int, cfg) -> np.ndarray:
+    """-> [S*T] the class of the onset nearest each token's centre ("" for a clip without kinds)."""
+    start = torch.arange(segments)[:, None] * cfg.segment_stride + torch.arange(cfg.time_steps)[None, :] * cfg.tubelet
+    centre = ((start.float() + cfg.tubelet / 2) / 25.0).flatten()
+    if it.onsets.numel() == 0 or len(it.kinds) != it.onsets.numel():
+        return np.full(centre.numel(), "", dtype=object)
+    nearest = (centre[:, None] - it.onsets[None, :]).abs().argmin(1).numpy()
+    return np.array(it.kinds, dtype=object)[nearest]
+
+
 def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Area under the ROC curve (rank statistic; ties averaged). NaN without both classes."""
     pos, neg = labels.sum(), (~labels).sum()
@@ -200,20 +235,26 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 @torch.no_grad()
 def onset_auc(model: nn.Module, items: list[SyncItem], *, probe: str = "head") -> dict:
-    """Encoder + held-out clips -> {"auc": onset-presence AUC per token, "pan_corr": correlation of the pan
-    head with the true pan on loud tokens}.
+    """Encoder + held-out clips -> {"auc": onset-presence AUC per token (`token_targets`' labels),
+    "auc_centre": the same scores against the earlier labels (`centre_targets`), "pan_corr": correlation
+    of the pan head with the true pan on loud tokens, "by_class" / "by_fps": AUC of each onset class's
+    (each source frame-rate band's) tokens against the negatives}.
 
     probe "head" reads the trained heads (`train_sync_encoder` leaves them on the model); "ridge" fits a
     linear ridge probe on the first half of `items` and scores the second half (for encoders without heads).
     """
     cfg = model.cfg
-    feats, labels, pans, weights = [], [], [], []
+    feats, labels, centre, pans, weights, kinds, rates = [], [], [], [], [], [], []
     for it in items:
         segs = cfg.segments(it.frames.shape[0])
         h = model.encode_video(((it.frames.float() / 255.0 - 0.5) / 0.5)[None])[0]             # S*T D
         feats.append(h)
         labels.append(token_targets(it.onsets, segs, stride=cfg.segment_stride, tubelet=cfg.tubelet,
                                     tokens=cfg.time_steps).flatten() > 0.5)
+        centre.append(centre_targets(it.onsets, segs, stride=cfg.segment_stride, tubelet=cfg.tubelet,
+                                     tokens=cfg.time_steps).flatten() > 0.5)
+        kinds.append(_nearest_kind(it, segs, cfg))
+        rates.append(np.full(len(labels[-1]), it.source_fps))
         pans.append(it.pan.flatten())
         weights.append(it.weight.flatten())
     f, y = torch.cat(feats), torch.cat(labels).numpy()
@@ -224,7 +265,15 @@ def onset_auc(model: nn.Module, items: list[SyncItem], *, probe: str = "head") -
         pan_pred = torch.sigmoid(pan_head(f)[:, 0]).numpy()
         loud = w > 0.5
         corr = float(np.corrcoef(pan_pred[loud], p[loud])[0, 1]) if loud.sum() > 2 else float("nan")
-        return {"auc": _auc(score, y), "pan_corr": corr, "tokens": int(len(y)), "positives": int(y.sum())}
+        kind, fps = np.concatenate(kinds), np.concatenate(rates)
+        by_class = {k: _auc(score[(kind == k) | ~y], y[(kind == k) | ~y]) for k in sorted(set(kind[y]))}
+        by_fps = {}
+        for name, lo, hi in FPS_BANDS:
+            band = (fps >= lo) & (fps < hi)
+            if y[band].any():
+                by_fps[name] = _auc(score[band], y[band])
+        return {"auc": _auc(score, y), "auc_centre": _auc(score, torch.cat(centre).numpy()), "pan_corr": corr,
+                "tokens": int(len(y)), "positives": int(y.sum()), "by_class": by_class, "by_fps": by_fps}
     half = len(items) // 2
     n_train = sum(len(t) for t in labels[:half])
     x = torch.cat([f, torch.ones(len(f), 1)], 1).double()
