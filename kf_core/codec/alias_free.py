@@ -163,43 +163,53 @@ class Activation1d(nn.Module):
         self.act = act
         self.downsample = DownSample2x(taps)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, reuse_input: bool = False) -> torch.Tensor:
+        """`reuse_input`: the caller no longer needs x, so the polyphase pass may write its result into
+        x's memory (no new tensor of x's size: on the CPU each fresh one costs page faults)."""
         if self.polyphase and not torch.is_grad_enabled() and self.upsample.taps == FILTER_TAPS and x.shape[-1] > 0:
-            return _polyphase(x, self.upsample.filter, self.downsample.lowpass.filter, self.act)
+            return _polyphase(x, self.upsample.filter, self.downsample.lowpass.filter, self.act,
+                              overwrite=reuse_input and not x.requires_grad)
         return self.downsample(self.act(self.upsample(x)))
 
 
 POLYPHASE_BLOCK = 1 << 18  # elements per block (1 MB in float32): the pass's temporaries stay in cache
 
 
-def _polyphase(x: torch.Tensor, up: torch.Tensor, down: torch.Tensor, act: nn.Module) -> torch.Tensor:
-    """`Activation1d` as one pass over time blocks, for its 12-tap filters.
+def _polyphase(x: torch.Tensor, up: torch.Tensor, down: torch.Tensor, act: nn.Module, *,
+               overwrite: bool = False) -> torch.Tensor:
+    """`Activation1d` as one pass over time blocks, for its 12-tap filters (into x itself if `overwrite`).
 
     The ×2 signal u is never built: its even samples u[2j] = e[j] and odd ones u[2j+1] = o[j] are
     each a 6-tap filter of the input (the up-filter's odd / even taps, ×2 for the zeros), the
     activation is pointwise, and the strided low-pass sums the down-filter's odd taps over e and
-    its even taps over o. Indices follow the modules exactly: the input is replicate-padded by 5,
-    e[j] = Σk 2·h[2k+1]·xp[j+7-k], o[j] = Σk 2·h[2k]·xp[j+8-k], y[i] = Σk g[k]·u[i·2+k-5] with u's
-    replicate padding (before the start u[0] = e[0], past the end u[2T-1] = o[T-1]). Each block of
-    outputs computes the e and o it reads (3 samples either side), so the whole pass stays in
-    cache instead of streaming five tensors of twice the length through memory.
+    its even taps over o. Indices follow the modules exactly: with xp the input replicate-padded by
+    5, e[j] = Σk 2·h[2k+1]·xp[j+7-k], o[j] = Σk 2·h[2k]·xp[j+8-k], y[i] = Σk g[k]·u[i·2+k-5] with
+    u's replicate padding (before the start u[0] = e[0], past the end u[2T-1] = o[T-1]). Each block
+    of outputs computes the e and o it reads (3 samples either side) from the input samples it needs
+    (3 more either side; only the first and last block pad), so the whole pass stays in cache
+    instead of streaming five tensors of twice the length through memory. Written into x, a block
+    waits until the next one has read its input (the blocks' reads reach 6 samples back).
     """
     h = [2.0 * v for v in up.reshape(-1).tolist()]
     g = down.reshape(-1).tolist()
     act = _in_place(act, x.dtype)
     t = x.shape[-1]
-    xp = F.pad(x, (5, 5), mode="replicate")                                    # B D T+10
-    out = torch.empty_like(x)
+    out = None if overwrite else torch.empty_like(x)
     step = max(256, POLYPHASE_BLOCK // max(1, x.shape[0] * x.shape[1]))
+    pending: tuple[int, torch.Tensor] | None = None    # overwrite: a finished block not yet written into x
     for a in range(0, t, step):
         b = min(t, a + step)
         j0, j1 = max(a - 3, 0), min(b + 3, t)
         n = j1 - j0
-        e = xp[..., j0 + 7:j0 + 7 + n] * h[1]                                  # B D n  u's even samples
-        o = xp[..., j0 + 8:j0 + 8 + n] * h[0]                                  # B D n  and odd ones
+        lo, hi = j0 - 3, j1 + 3                                                # piece[i] = x[lo + i] = xp[lo + 5 + i]
+        piece = x[..., max(lo, 0):min(hi, t)]
+        if lo < 0 or hi > t:
+            piece = F.pad(piece, (max(0, -lo), max(0, hi - t)), mode="replicate")
+        e = piece[..., 5:5 + n] * h[1]                                         # B D n  u's even samples
+        o = piece[..., 6:6 + n] * h[0]                                         # B D n  and odd ones
         for k in range(1, 6):
-            e.add_(xp[..., j0 + 7 - k:j0 + 7 - k + n], alpha=h[2 * k + 1])
-            o.add_(xp[..., j0 + 8 - k:j0 + 8 - k + n], alpha=h[2 * k])
+            e.add_(piece[..., 5 - k:5 - k + n], alpha=h[2 * k + 1])
+            o.add_(piece[..., 6 - k:6 - k + n], alpha=h[2 * k])
         e, o = act(e), act(o)
         # y[a:b] reads e[a-2 : b+3] and o[a-3 : b+2]; what lies outside [0, T) is u's replicate padding
         e_at, o_at = min(j0, a - 2), min(j0, a - 3)                            # index of e[..., 0], o[..., 0]
@@ -211,7 +221,8 @@ def _polyphase(x: torch.Tensor, up: torch.Tensor, down: torch.Tensor, act: nn.Mo
             last = o[..., -1:]
             e = torch.cat([e, last.expand(*last.shape[:-1], b + 3 - j1)], -1)
             o = torch.cat([o, last.expand(*last.shape[:-1], max(0, b + 2 - j1))], -1)
-        y, m = out[..., a:b], b - a
+        m = b - a
+        y = out[..., a:b] if out is not None else x.new_empty(*x.shape[:-1], m)
         torch.mul(e[..., a - 2 - e_at:a - 2 - e_at + m], g[1], out=y)
         for k in range(3, 12, 2):
             s = a + (k - 5) // 2 - e_at
@@ -219,6 +230,14 @@ def _polyphase(x: torch.Tensor, up: torch.Tensor, down: torch.Tensor, act: nn.Mo
         for k in range(0, 12, 2):
             s = a + (k - 6) // 2 - o_at
             y.add_(o[..., s:s + m], alpha=g[k])
+        if out is None:
+            if pending is not None:
+                x[..., pending[0]:a].copy_(pending[1])
+            pending = (a, y)
+    if out is None:
+        if pending is not None:
+            x[..., pending[0]:].copy_(pending[1])
+        return x
     return out
 
 

@@ -120,8 +120,10 @@ class AMPBlock1(nn.Module):
         self.activations = nn.ModuleList(_act(cfg, channels) for _ in range(2 * len(dilations)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # c1's output is needed by nothing but a2, so a2 may write into it; the sum goes into c2's
+        # output (a + b == b + a exactly): fewer tensors of the stage's size, each costing page faults
         for c1, c2, a1, a2 in zip(self.convs1, self.convs2, self.activations[0::2], self.activations[1::2]):
-            x = x + c2(a2(c1(a1(x))))                                          # B D T
+            x = c2(a2(c1(a1(x)), reuse_input=True)).add_(x)                    # B D T
         return x
 
 
@@ -136,7 +138,7 @@ class AMPBlock2(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for conv, act in zip(self.convs, self.activations):
-            x = x + conv(act(x))                                               # B D T
+            x = conv(act(x)).add_(x)                                           # B D T
         return x
 
 
@@ -182,7 +184,10 @@ class BigVGAN(nn.Module):
         for i, up in enumerate(self.ups):
             x = up[0](x)                                                       # B Di T_i
             blocks = self.resblocks[i * n_kernels:(i + 1) * n_kernels]
-            x = sum(b(x) for b in blocks) / n_kernels                          # B Di T_i
+            acc = blocks[0](x)
+            for b in blocks[1:]:
+                acc = acc.add_(b(x))
+            x = acc.div_(n_kernels)                                            # B Di T_i: their mean
         x = self.conv_post(self.activation_post(x))                            # B 1 T
         return torch.tanh(x) if self.cfg.use_tanh_at_final else x.clamp(-1.0, 1.0)
 
