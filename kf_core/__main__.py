@@ -11,9 +11,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
-from .errors import UserError
+# Before torch is imported: PyTorch's CPU allocator reads this once, at its first allocation, and
+# then asks the kernel for transparent huge pages for every tensor of 2 MB or more. A fresh
+# multi-MB tensor then costs one page fault per 2 MB instead of one per 4 kB; BigVGAN-v2 on 8 s of
+# audio makes tensors of ~34 MB hundreds of times (README, speed table). `THP_MEM_ALLOC_ENABLE=0`
+# turns it off; inside ComfyUI, which imports torch first, set it when starting ComfyUI.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+from .errors import UserError  # noqa: E402  (after the environment is set)
 
 # command -> module, or command -> {subcommand: module}
 COMMANDS: dict[str, str | dict[str, str]] = {
@@ -46,6 +54,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "train": "kf_core.eval.bench_train",
         "long": "kf_core.eval.bench_long",
         "watermark": "kf_core.eval.bench_watermark",
+        "mmaudio": "kf_core.eval.bench_mmaudio",
     },
     "fuzz": "kf_core.eval.fuzz",
     "watermark": {

@@ -76,3 +76,30 @@ def test_fp16_keeps_the_text_encoder_in_fp32(tmp_path):
     c = load_components(write_random_tiny_folder(tmp_path / "model", vocoder=False)).cast(torch.float16)
     assert next(c.text_encoder.encoder.parameters()).dtype == torch.float32
     assert next(c.dit.model.parameters()).dtype == torch.float16
+
+
+def test_bench_mmaudio_asks_for_a_checkout_before_any_work(tmp_path):
+    from kf_core.__main__ import main
+    with pytest.raises(SystemExit, match="git clone https://github.com/hkchengrex/MMAudio"):
+        main(["bench", "mmaudio", "--mmaudio-src", str(tmp_path), "--work", str(tmp_path / "w")])
+    assert not (tmp_path / "w").exists()  # nothing written before the check
+
+
+def test_bench_mmaudio_draws_what_constructors_leave_unset():
+    from kf_core.eval.bench_mmaudio import _fill_unset_
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gate = torch.nn.Linear(4, 4)
+            torch.nn.init.zeros_(self.gate.weight)
+            torch.nn.init.zeros_(self.gate.bias)
+            self.kept = torch.nn.Parameter(torch.full((3,), 0.5))
+            self.latent_mean = torch.nn.Parameter(torch.full((1, 1, 3), float("nan")), requires_grad=False)
+            self.latent_std = torch.nn.Parameter(torch.full((1, 1, 3), float("nan")), requires_grad=False)
+
+    net = Net()
+    _fill_unset_(net, torch.Generator().manual_seed(0))
+    assert net.gate.weight.abs().min() > 0 and net.gate.bias.abs().min() > 0   # zeros drawn
+    assert torch.equal(net.kept, torch.full((3,), 0.5))                            # set values stay
+    assert torch.isfinite(net.latent_mean).all() and (net.latent_std >= 1).all()
