@@ -114,18 +114,23 @@ def test_resampling_keeps_a_low_tone():
     torch.testing.assert_close(DownSample2x()(up)[0, 0, 20:-20], x[0, 0, 20:-20], atol=0.01, rtol=0)
 
 
+def _random_activation(act, channels: int, length: int):
+    """-> (Activation1d with random snake parameters, input [1, channels, length]), seeded by length."""
+    torch.manual_seed(length)
+    mod = Activation1d(act(channels))
+    with torch.no_grad():
+        for p in mod.act.parameters():
+            p.normal_(0, 0.5)
+    return mod, 2 * torch.randn(1, channels, length)
+
+
 @pytest.mark.parametrize("length", [1, 2, 3, 7, 300, 2049])
 @pytest.mark.parametrize("act", [SnakeBeta, Snake])
 def test_polyphase_activation_is_the_modules_path(length, act, monkeypatch):
     # generation's one-pass polyphase form against up -> act -> down, with blocks of 256 samples so
     # the longer inputs cross block boundaries (halo) and reach both padded ends
     monkeypatch.setattr(alias_free, "POLYPHASE_BLOCK", 3 * 256)
-    torch.manual_seed(length)
-    mod = Activation1d(act(3))
-    with torch.no_grad():
-        for p in mod.act.parameters():
-            p.normal_(0, 0.5)
-    x = 2 * torch.randn(1, 3, length)
+    mod, x = _random_activation(act, 3, length)
     slow = mod(x)                                    # autograd on: the modules' path
     with torch.no_grad():
         fast = mod(x)
@@ -138,12 +143,8 @@ def test_polyphase_activation_into_its_input_gives_the_same_values(length, monke
     # reuse_input writes the result into x's memory, each block after the next one has read its
     # input (the reads reach 6 samples back): the values must be those of the fresh-output pass
     monkeypatch.setattr(alias_free, "POLYPHASE_BLOCK", 2 * 256)
-    torch.manual_seed(length)
-    mod = Activation1d(SnakeBeta(2))
+    mod, x = _random_activation(SnakeBeta, 2, length)
     with torch.no_grad():
-        for p in mod.act.parameters():
-            p.normal_(0, 0.5)
-        x = 2 * torch.randn(1, 2, length)
         fresh = mod(x.clone())
         y = mod(x, reuse_input=True)
     assert y.data_ptr() == x.data_ptr()

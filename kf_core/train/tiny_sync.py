@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as Fn
 from torch import nn
 
-__all__ = ["SyncItem", "sync_item", "token_targets", "token_pans", "train_sync_encoder", "onset_auc",
+__all__ = ["SyncItem", "sync_item", "token_targets", "token_onsets", "token_pans", "train_sync_encoder", "onset_auc",
            "SYNC_CLIP_S"]
 
 SYNC_CLIP_S = 2.56  # 64 frames at 25 fps = 7 segments of 16 with stride 8
@@ -77,12 +77,18 @@ def token_targets(onsets: torch.Tensor, segments: int, *, stride: int = 8, tubel
     The earlier rule (a Gaussian of σ 30 ms around each token's centre, positive above 0.5) left 17 %
     of onsets with no positive token (an onset on a token's first frame sits 40 ms from both centres)
     and often marked the token *before* the contact was visible."""
-    if onsets.numel() == 0:
-        return torch.zeros(segments, tokens)
-    seen = torch.ceil(onsets.double() * fps - 1e-6)                                            # K frame index
+    return (token_onsets(onsets, segments, stride=stride, tubelet=tubelet, tokens=tokens, fps=fps) >= 0).float()
+
+
+def token_onsets(onsets: torch.Tensor, segments: int, *, stride: int = 8, tubelet: int = 2,
+                 tokens: int = 8, fps: float = 25.0) -> torch.Tensor:
+    """Onset times [K] -> [S,T] index of the (first) onset whose first frame on screen the token holds, -1 if none."""
     start = torch.arange(segments)[:, None] * stride + torch.arange(tokens)[None, :] * tubelet   # S T
+    if onsets.numel() == 0:
+        return torch.full((segments, tokens), -1, dtype=torch.long)
+    seen = torch.ceil(onsets.double() * fps - 1e-6)                                            # K frame index
     inside = (seen[None, None, :] >= start[..., None]) & (seen[None, None, :] < start[..., None] + tubelet)
-    return inside.any(-1).float()
+    return torch.where(inside.any(-1), inside.int().argmax(-1), -1)
 
 
 def centre_targets(onsets: torch.Tensor, segments: int, *, stride: int = 8, tubelet: int = 2,
@@ -205,14 +211,13 @@ def train_sync_encoder(model: nn.Module, items: list[SyncItem], *, steps: int, b
 FPS_BANDS = (("<15 fps", 0.0, 15.0), ("15-30 fps", 15.0, 30.5), (">30 fps", 30.5, 1e9))
 
 
-def _nearest_kind(it: SyncItem, segments: int, cfg) -> np.ndarray:
-    """-> [S*T] the class of the onset nearest each token's centre ("" for a clip without kinds)."""
-    start = torch.arange(segments)[:, None] * cfg.segment_stride + torch.arange(cfg.time_steps)[None, :] * cfg.tubelet
-    centre = ((start.float() + cfg.tubelet / 2) / 25.0).flatten()
-    if it.onsets.numel() == 0 or len(it.kinds) != it.onsets.numel():
-        return np.full(centre.numel(), "", dtype=object)
-    nearest = (centre[:, None] - it.onsets[None, :]).abs().argmin(1).numpy()
-    return np.array(it.kinds, dtype=object)[nearest]
+def _token_kind(it: SyncItem, segments: int, cfg) -> np.ndarray:
+    """-> [S*T] the class of the onset each positive token holds ("" elsewhere, or for a clip without kinds)."""
+    idx = token_onsets(it.onsets, segments, stride=cfg.segment_stride, tubelet=cfg.tubelet,
+                       tokens=cfg.time_steps).flatten().numpy()
+    if len(it.kinds) != it.onsets.numel():
+        return np.full(idx.shape, "", dtype=object)
+    return np.where(idx >= 0, np.array(("",) + it.kinds, dtype=object)[idx + 1], "")
 
 
 def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -253,7 +258,7 @@ def onset_auc(model: nn.Module, items: list[SyncItem], *, probe: str = "head") -
                                     tokens=cfg.time_steps).flatten() > 0.5)
         centre.append(centre_targets(it.onsets, segs, stride=cfg.segment_stride, tubelet=cfg.tubelet,
                                      tokens=cfg.time_steps).flatten() > 0.5)
-        kinds.append(_nearest_kind(it, segs, cfg))
+        kinds.append(_token_kind(it, segs, cfg))
         rates.append(np.full(len(labels[-1]), it.source_fps))
         pans.append(it.pan.flatten())
         weights.append(it.weight.flatten())
