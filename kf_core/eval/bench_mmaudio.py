@@ -136,11 +136,11 @@ def _mmaudio_side(work: Path, dtype: torch.dtype, features_utils, autoencoder):
     from mmaudio.model.flow_matching import FlowMatching
     from mmaudio.model.networks import get_my_mmaudio
 
-    from ..loading.state import load_state_dict
+    from ..loading.state import read_state_dict
 
     def local_clip(*_args, **_kw):
         m = open_clip.create_model("ViT-H-14-378-quickgelu", pretrained=None)
-        m.load_state_dict(load_state_dict(work / "DFN5B-CLIP-ViT-H-14-384_random.safetensors"))
+        m.load_state_dict(read_state_dict(work / "DFN5B-CLIP-ViT-H-14-384_random.safetensors"))
         return m
 
     def local_bigvgan(*_args, **_kw):
@@ -227,6 +227,7 @@ def main(args) -> int:
           f"{torch.get_num_threads()} threads", flush=True)
     pipe = load_pipeline(args.work)
     ref_times, ref = run_ours(pipe, video, prompt, args.seed)            # our fp32 run: the deviation's reference
+    print(f"ours fp32 (reference, cold): {sum(ref_times.values()):.1f} s", flush=True)
     dtype = pipe.components.apply_precision(args.precision)
     configs = [(f"MMAudio {p}", _mmaudio_side(args.work, torch.float32 if p == "fp32" else torch.bfloat16,
                                               features_utils, autoencoder)) for p in args.mmaudio_precision]
