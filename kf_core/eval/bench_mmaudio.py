@@ -227,7 +227,8 @@ def main(args) -> int:
           f"{torch.get_num_threads()} threads", flush=True)
     pipe = load_pipeline(args.work)
     ref_times, ref = run_ours(pipe, video, prompt, args.seed)            # our fp32 run: the deviation's reference
-    print(f"ours fp32 (reference, cold): {sum(ref_times.values()):.1f} s", flush=True)
+    print(f"ours fp32 (reference, cold): {sum(ref_times.values()):.1f} s ("
+          + ", ".join(f"{s} {ref_times[s]:.1f}" for s in STAGES if ref_times.get(s)) + ")", flush=True)
     dtype = pipe.components.apply_precision(args.precision)
     configs = [(f"MMAudio {p}", _mmaudio_side(args.work, torch.float32 if p == "fp32" else torch.bfloat16,
                                               features_utils, autoencoder)) for p in args.mmaudio_precision]
@@ -242,7 +243,8 @@ def main(args) -> int:
                 times, waves[name] = run_ours(side, video, prompt, args.seed)
             if r:
                 runs[name].append(times)
-            print(f"round {r} {name}: {sum(times.values()):.1f} s", flush=True)
+            stages = ", ".join(f"{s} {times[s]:.1f}" for s in STAGES if times.get(s))
+            print(f"round {r} {name}: {sum(times.values()):.1f} s ({stages})", flush=True)
     med = {n: {s: statistics.median(t.get(s, 0.0) for t in rs) for s in STAGES} for n, rs in runs.items()}
     med["ours fp32 (one cold run)"] = {s: ref_times.get(s, 0.0) for s in STAGES}
     names = list(med)
